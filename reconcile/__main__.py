@@ -1,0 +1,7 @@
+"""``python -m reconcile``."""
+
+import sys
+
+from reconcile.cli import main
+
+sys.exit(main())

@@ -1,0 +1,198 @@
+"""Command line: parse arguments, call the library, map the outcome to an exit code.
+
+Exit codes (see :class:`reconcile.errors.ExitCode`): 0 nothing actionable, 1 something
+actionable found, 2 usage or configuration error, 3 a source could not be read,
+70 an internal error (a bug: rerun with ``--debug`` and report it).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from reconcile.errors import ExitCode, ReconcileError
+
+log = logging.getLogger("reconcile")
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    if verbose == 0 and not quiet:
+        level = logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    log.setLevel(level)
+    for noisy in ("great_expectations", "py.warnings"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.captureWarnings(True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log lines on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an error.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
+    """Find and repair tutorial progress lost between localStorage and PostgreSQL."""
+    _configure_logging(verbose, quiet)
+    ctx.obj = {"debug": debug}
+
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML file with settings (table, schema, thresholds).",
+)
+_url_option = click.option(
+    "--database-url",
+    envvar="DATABASE_URL",
+    required=True,
+    help="postgresql://user:pass@host/db (default: $DATABASE_URL).",
+)
+
+
+@cli.command()
+@_url_option
+@click.option(
+    "--exports",
+    required=True,
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Export files or folders (read recursively); repeat or list several.",
+)
+@click.argument("more_exports", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    default=Path("reports"),
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder that receives <run-id>/ and the run history.",
+)
+@_config_option
+def run(
+    database_url: str,
+    exports: tuple[Path, ...],
+    more_exports: tuple[Path, ...],
+    out: Path,
+    config_path: Path | None,
+) -> None:
+    """Compare the backend table with the exports; write report, diff and repair SQL.
+
+    Prints the run folder on stdout. Exit code 1 means the run found keys to repair or
+    review, or a failed check.
+    """
+    from reconcile.config import load_config
+    from reconcile.pipeline import run_job
+
+    result = run_job(
+        database_url=database_url,
+        exports=[*exports, *more_exports],
+        out=out,
+        config=load_config(config_path),
+    )
+    click.echo(str(result.run_dir))
+    raise SystemExit(int(result.exit_code))
+
+
+@cli.command()
+@click.option(
+    "--workdir",
+    default=Path("reports/demo-data"),
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the embedded PostgreSQL and the generated exports live.",
+)
+@click.option(
+    "--out",
+    default=Path("reports"),
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder that receives the run.",
+)
+@click.option("--users", default=3000, show_default=True, help="Users to generate.")
+@click.option("--seed", default=20260120, show_default=True, help="Random seed.")
+def demo(workdir: Path, out: Path, users: int, seed: int) -> None:
+    """Start an embedded PostgreSQL, fill it and an exports folder, and run the job.
+
+    Exits 0 when the run completed: its findings are the point of a demo.
+    """
+    from reconcile.demo import run_demo
+
+    result = run_demo(workdir, out, users=users, seed=seed)
+    summary = result.summary
+    counts = summary["counts"]
+    click.echo(f"run {result.run_id}: {counts['backend_rows']} backend rows, "
+               f"{counts['local_records']} local records, {counts['quarantined']} quarantined")
+    for name, value in counts.items():
+        click.echo(f"  {name:<22} {value}")
+    click.echo(f"migration success rate {summary['migration_success_rate']:.1%}, "
+               f"{summary['at_risk']} keys at risk")
+    click.echo(f"report: {result.run_dir / 'index.html'}")
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@_url_option
+@click.option("--dry-run", is_flag=True, help="Run the repair in a transaction that is rolled back.")
+@_config_option
+def apply(target: Path, database_url: str, dry_run: bool, config_path: Path | None) -> None:
+    """Apply a run's repair.sql (TARGET: the run folder or the file) in one transaction."""
+    from reconcile.apply import apply_repair, render_apply_report
+    from reconcile.config import load_config
+
+    report = apply_repair(database_url, target, dry_run=dry_run, config=load_config(config_path))
+    click.echo(render_apply_report(report))
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds: the temporary run folder is removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the command and turn every failure into an exit code."""
+    signal.signal(signal.SIGTERM, _terminate)
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="reconcile", standalone_mode=False)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 0
+    except click.exceptions.Abort:
+        _error("interrupted")
+        return 130
+    except click.ClickException as exc:
+        _error(exc.format_message())
+        return ExitCode.USAGE
+    except ReconcileError as exc:
+        if debug:
+            raise
+        _error(str(exc))
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:  # a bug: say so in one line, the traceback with --debug
+        if debug:
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
+        return INTERNAL_ERROR
+    return ExitCode.OK
+
+
+def _error(message: str) -> None:
+    line = " ".join(str(message).split())
+    click.echo(f"reconcile: error: {line}", err=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Run configuration: defaults, overridden by an optional TOML file.
+
+Example ``reconcile.toml``::
+
+    [backend]
+    schema = "public"
+    table = "tutorial_progress"
+
+    [validation]
+    max_watch_time_seconds = 31536000
+    clock_skew_seconds = 300
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from reconcile.errors import ConfigError
+
+#: The repository's own suites; a config file may point elsewhere.
+DEFAULT_EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run may be told besides its sources and output folder."""
+
+    schema: str = "public"
+    table: str = "tutorial_progress"
+    #: Upper bound for ``total_watch_time`` (seconds); larger values are anomalies.
+    max_watch_time_seconds: int = 365 * 24 * 3600
+    #: How far in the future a timestamp may be before it is an anomaly.
+    clock_skew_seconds: int = 300
+    #: Folder holding the Great Expectations suites (JSON).
+    expectations_dir: Path = field(default=DEFAULT_EXPECTATIONS_DIR)
+    #: Seconds to wait for locks / any statement when applying a repair.
+    lock_timeout_seconds: int = 10
+    statement_timeout_seconds: int = 600
+
+
+_SECTIONS = {
+    "backend": {"schema", "table"},
+    "validation": {"max_watch_time_seconds", "clock_skew_seconds", "expectations_dir"},
+    "apply": {"lock_timeout_seconds", "statement_timeout_seconds"},
+}
+
+
+def load_config(path: Path | None) -> Config:
+    """Read ``path`` (TOML) over the defaults; ``None`` gives the defaults."""
+    config = Config()
+    if path is None:
+        return config
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--config: file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"--config: cannot read {path}: {exc}") from None
+    changes: dict[str, Any] = {}
+    types = {f.name: f.type for f in fields(Config)}
+    for section, values in data.items():
+        allowed = _SECTIONS.get(section)
+        if allowed is None or not isinstance(values, dict):
+            raise ConfigError(f"--config {path}: unknown section [{section}]")
+        for name, value in values.items():
+            if name not in allowed:
+                raise ConfigError(f"--config {path}: unknown setting {section}.{name}")
+            changes[name] = _coerce(path, f"{section}.{name}", types[name], value)
+    return replace(config, **changes)
+
+
+def _coerce(path: Path, name: str, kind: Any, value: Any) -> Any:
+    if kind in ("int", int):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"--config {path}: {name} must be a non-negative integer")
+        return value
+    if kind in ("Path", Path):
+        if not isinstance(value, str):
+            raise ConfigError(f"--config {path}: {name} must be a path string")
+        return (Path(path).parent / value).resolve()
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"--config {path}: {name} must be a non-empty string")
+    return value

@@ -1,0 +1,137 @@
+"""The run folder: written complete into a hidden temporary folder, then renamed into place.
+
+A run that fails or is killed leaves no ``<out>/<run-id>/``; at most a hidden
+``.tmp-<run-id>`` that the next run removes (under the lock, so never a live one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from reconcile.errors import LockError
+from reconcile.model import PROGRESS_FIELDS
+from reconcile.report.html import render_report
+from reconcile.repair import RepairScripts
+from reconcile.result import RunResult
+
+log = logging.getLogger(__name__)
+
+TMP_PREFIX = ".tmp-"
+LOCK_NAME = ".reconcile.lock"
+
+#: File names inside a run folder.
+SUMMARY = "summary.json"
+DIFF = "diff.parquet"
+QUARANTINE = "quarantine.csv"
+REPAIR = "repair.sql"
+ROLLBACK = "rollback.sql"
+REVIEW = "review.sql"
+REPORT = "index.html"
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out`` so two runs never write the same history."""
+    handle = (out / LOCK_NAME).open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockError(f"--out {out}: another reconcile run holds its lock") from None
+        _sweep_stale(out)
+        yield
+    finally:
+        handle.close()
+
+
+def _sweep_stale(out: Path) -> None:
+    for stale in out.glob(f"{TMP_PREFIX}*"):
+        log.warning("removing %s left by an interrupted run", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+class RunFolder:
+    """Context manager: a temporary folder that becomes ``<out>/<run_id>`` on success only."""
+
+    def __init__(self, out: Path, run_id: str) -> None:
+        self.final = out / run_id
+        self.path = out / f"{TMP_PREFIX}{run_id}"
+
+    def __enter__(self) -> RunFolder:
+        self.path.mkdir(parents=True)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            _fsync_tree(self.path)
+            os.rename(self.path, self.final)
+            _fsync_dir(self.final.parent)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def write(self, result: RunResult, scripts: RepairScripts) -> None:
+        """Write every artifact of the run."""
+        (self.path / SUMMARY).write_bytes(
+            orjson.dumps(result.summary, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+        )
+        diff_for_files(result.diff).to_parquet(self.path / DIFF, index=False)
+        result.quarantine.to_csv(self.path / QUARANTINE, index=False)
+        (self.path / REPAIR).write_text(scripts.repair, encoding="utf-8")
+        (self.path / ROLLBACK).write_text(scripts.rollback, encoding="utf-8")
+        (self.path / REVIEW).write_text(scripts.review, encoding="utf-8")
+        docs = result.docs_index.relative_to(self.path) if result.docs_index else None
+        (self.path / REPORT).write_text(render_report(result, docs_link=docs), encoding="utf-8")
+
+
+def diff_for_files(diff: pd.DataFrame) -> pd.DataFrame:
+    """The diff with plain column types: chapter lists as lists, quiz scores as JSON text."""
+    out = diff.copy()
+    for side in ("local", "backend"):
+        chapters = f"{side}_completed_chapters"
+        out[chapters] = [list(c) if isinstance(c, tuple) else None for c in out[chapters]]
+        quizzes = f"{side}_quiz_scores"
+        out[quizzes] = [_json(q) for q in out[quizzes]]
+    for field in PROGRESS_FIELDS:
+        for side in ("local", "backend"):
+            column = f"{side}_{field}"
+            if out[column].dtype == object and field == "certificate_earned":
+                out[column] = out[column].astype("boolean")
+    return out
+
+
+def _json(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(root)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

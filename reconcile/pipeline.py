@@ -1,0 +1,164 @@
+"""One nightly run: load both sources, validate, compare, write the run folder."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from reconcile import expectations, history, schemas
+from reconcile.compare import build_diff, merge_local, user_totals
+from reconcile.config import Config
+from reconcile.db import parse_url, redact
+from reconcile.model import QUARANTINE_COLUMNS, CheckResult
+from reconcile.output import RunFolder, run_lock
+from reconcile.repair import build_repair_scripts
+from reconcile.result import RunResult, SourceInfo
+from reconcile.sources.backend import load_backend
+from reconcile.sources.exports import iter_export_files, load_exports
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id(moment: datetime) -> str:
+    """Sortable, file-name safe and unique: ``20260120T080000Z-3f9a``."""
+    return f"{moment.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
+def run_job(
+    *,
+    database_url: str,
+    exports: Sequence[Path],
+    out: Path,
+    config: Config,
+    now: datetime | None = None,
+) -> RunResult:
+    """Run the whole job and write ``<out>/<run-id>/``; return the run's result.
+
+    Raises :class:`~reconcile.errors.ConfigError` for unusable arguments and
+    :class:`~reconcile.errors.SourceError` when a source cannot be read; nothing is
+    written in either case.
+    """
+    parse_url(database_url)
+    iter_export_files(exports)  # fail fast on a missing path, before touching the database
+    expectations.load_suites(config.expectations_dir)  # fail fast on a bad suite
+    started = datetime.now(UTC)
+    clock = now or started
+    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):
+        run_id = new_run_id(started)
+        backend = load_backend(database_url, config.schema, config.table)
+        local = load_exports(exports, now=clock)
+        log.info("validating %d backend rows, %d local records", len(backend.frame), len(local.records))
+        backend_gate = schemas.validate_backend(backend.frame, now=clock, config=config)
+        local_gate = schemas.validate_local(local.records, now=clock, config=config)
+        valid_local = local.records[local_gate.valid]
+        quarantine = _quarantine(local.quarantine, local.records, local_gate)
+        diff = build_diff(
+            backend.frame,
+            backend_gate.valid,
+            _reasons(backend_gate.failures),
+            merge_local(valid_local),
+            quarantine,
+            local.foreign,
+        )
+        past = history.load_history(out)
+        with RunFolder(out, run_id) as folder:
+            outcome = expectations.run_checks(
+                backend.frame,
+                valid_local,
+                config=config,
+                history=past,
+                now=clock,
+                docs_dir=folder.path / "data-docs",
+            )
+            checks: list[CheckResult] = [
+                *outcome.checks,
+                *history.regression_checks(past, backend.frame),
+            ]
+            scripts = build_repair_scripts(
+                diff, run_id=run_id, schema=config.schema, table=config.table
+            )
+            result = RunResult(
+                run_id=run_id,
+                started_at=started,
+                finished_at=datetime.now(UTC),
+                source=SourceInfo(
+                    database=redact(database_url),
+                    table=backend.table,
+                    exports=tuple(str(p) for p in exports),
+                    files=local.stats.files,
+                    exports_read=local.stats.exports,
+                    ignored_keys=local.stats.ignored_keys,
+                    foreign_records=local.stats.foreign_records,
+                    local_records=local.stats.progress_records,
+                    backend_rows=len(backend.frame),
+                ),
+                diff=diff,
+                quarantine=quarantine,
+                totals=user_totals(diff),
+                checks=tuple(checks),
+                actions=scripts.counts,
+                run_dir=out / run_id,
+                history_note=past.note,
+                docs_index=outcome.docs_index,
+            )
+            folder.write(result, scripts)
+        history.record_night(
+            out,
+            run_id,
+            _metrics(result),
+            backend.frame,
+            good=not result.failed_checks,
+        )
+    log.info("run %s written to %s", run_id, result.run_dir)
+    return result
+
+
+def _quarantine(
+    loader: pd.DataFrame, records: pd.DataFrame, gate: schemas.RecordGate
+) -> pd.DataFrame:
+    """The loader's rejections plus the records the schema rejected, with their reasons."""
+    if gate.failures.empty:
+        return loader.reset_index(drop=True)
+    reasons = gate.failures.groupby("row", sort=False)["reason"].agg("; ".join)
+    rejected = records.loc[reasons.index]
+    gate_rows = pd.DataFrame(
+        {
+            "source_file": rejected["source_file"].to_numpy(),
+            "source_line": rejected["source_line"].to_numpy(),
+            "storage_key": rejected["storage_key"].to_numpy(),
+            "user_id": rejected["user_id"].to_numpy(),
+            "tutorial_id": rejected["tutorial_id"].to_numpy(),
+            "reason": reasons.to_numpy(),
+        }
+    )
+    frames = [f for f in (loader, gate_rows) if not f.empty]
+    out = pd.concat(frames, ignore_index=True)[list(QUARANTINE_COLUMNS)]
+    out["source_line"] = out["source_line"].astype("Int64")
+    return out
+
+
+def _reasons(failures: pd.DataFrame) -> dict[int, str]:
+    if failures.empty:
+        return {}
+    return failures.groupby("row", sort=False)["reason"].agg("; ".join).to_dict()
+
+
+def _metrics(result: RunResult) -> dict[str, object]:
+    """What the night-over-night history keeps of a run."""
+    backend_users = result.diff.loc[result.diff["backend_id"].notna(), "user_id"].nunique()
+    return {
+        "run_id": result.run_id,
+        "started_at": result.summary["started_at"],
+        "backend_rows": result.source.backend_rows,
+        "distinct_users": int(backend_users),
+        "counts": result.counts,
+        "checks": {c.name: c.unexpected_count for c in result.checks},
+        "migration_success_rate": result.totals.migration_success_rate,
+        "at_risk": result.totals.at_risk,
+    }

@@ -1,0 +1,121 @@
+"""The one typed result of a run; the report, summary.json, notebooks and CLI render it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reconcile.compare import UserTotals, status_counts
+from reconcile.errors import ExitCode
+from reconcile.model import ACTIONABLE, CheckResult, Status
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where the run's data came from (no passwords)."""
+
+    database: str
+    table: str
+    exports: tuple[str, ...]
+    files: int
+    exports_read: int
+    ignored_keys: int
+    foreign_records: int
+    local_records: int
+    backend_rows: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one run found. ``diff`` has one row per key (model.DIFF_COLUMNS)."""
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    source: SourceInfo
+    diff: pd.DataFrame
+    quarantine: pd.DataFrame
+    totals: UserTotals
+    checks: tuple[CheckResult, ...]
+    actions: dict[str, int] = field(default_factory=dict)
+    run_dir: Path | None = None
+    history_note: str = ""
+    docs_index: Path | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = status_counts(self.diff["status"])
+        counts.update(
+            backend_rows=self.source.backend_rows,
+            local_records=self.source.local_records,
+            quarantined=len(self.quarantine),
+            users_with_local_data=self.totals.users_with_local_data,
+        )
+        return counts
+
+    @property
+    def failed_checks(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """1 when any key needs a repair or a review, or any check failed; else 0."""
+        actionable = self.diff["status"].isin([s.value for s in ACTIONABLE]).any()
+        return ExitCode.ACTIONABLE if actionable or self.failed_checks else ExitCode.OK
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The content of ``summary.json`` (SPEC 4)."""
+        return {
+            "run_id": self.run_id,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "counts": self.counts,
+            "migration_success_rate": self.totals.migration_success_rate,
+            "migrated_users": self.totals.migrated_users,
+            "at_risk": self.totals.at_risk,
+            "actions": dict(self.actions),
+            "exit_code": int(self.exit_code),
+            "checks": [
+                {
+                    "name": c.name,
+                    "success": c.success,
+                    "unexpected_count": c.unexpected_count,
+                    "suite": c.suite,
+                    "details": c.details,
+                }
+                for c in self.checks
+            ],
+            "source": {
+                "database": self.source.database,
+                "table": self.source.table,
+                "exports": list(self.source.exports),
+                "files": self.source.files,
+                "exports_read": self.source.exports_read,
+                "ignored_keys": self.source.ignored_keys,
+                "foreign_records": self.source.foreign_records,
+            },
+            "history": self.history_note,
+        }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+STATUS_HELP: dict[str, str] = {
+    Status.IN_SYNC: "both sides hold the same progress",
+    Status.MISSING_IN_BACKEND: "local progress with no backend row: the migration lost it",
+    Status.LOCAL_AHEAD: "local holds progress the backend lacks",
+    Status.BACKEND_AHEAD: "backend holds more (progress made after migration): normal",
+    Status.DIVERGED: "each side holds progress the other lacks",
+    Status.BACKEND_ONLY: "no local record for it",
+    Status.CONFLICT: "differs in a way no merge settles (e.g. total_chapters)",
+    Status.INVALID_LOCAL: "every local record of the key failed validation",
+    Status.INVALID_BACKEND: "the backend row fails validation",
+    Status.FOREIGN_USER: "found only in another user's export: set aside",
+}
