@@ -234,8 +234,8 @@ def build_diff(
     )
     for name, frame in (("quarantined_records", quarantined), ("foreign_records", foreign)):
         keys = keys.merge(key_counts(frame, name), on=list(KEY), how="outer")
+    for name in ("quarantined_records", "foreign_records", "local_records"):
         keys[name] = keys[name].fillna(0).astype("int64")
-    keys["local_records"] = keys["local_records"].fillna(0).astype("int64")
     keys["total_conflict"] = keys["total_conflict"].fillna(False).astype(bool)
 
     verdicts = [_status_of(row) for row in keys.to_dict("records")]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import stat
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,7 @@ class EmbeddedServer:
 def start_embedded(pgdata: Path) -> EmbeddedServer:
     """Start (or reuse) a server whose data lives in ``pgdata``."""
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    pgdata = _reachable(pgdata.resolve())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -41,6 +45,24 @@ def start_embedded(pgdata: Path) -> EmbeddedServer:
             server = pgserver.get_server(pgdata, cleanup_mode="stop")
         except Exception as exc:  # the wheel raises plain exceptions
             raise SourceError(f"cannot start the embedded PostgreSQL in {pgdata}: {exc}") from None
-    url = server.get_uri()
+    url = str(server.get_uri())
     log.info("embedded PostgreSQL running in %s", pgdata)
     return EmbeddedServer(url=url, _server=server)
+
+
+def _reachable(pgdata: Path) -> Path:
+    """A data folder the server can reach.
+
+    Run as root, the wheel starts PostgreSQL as an unprivileged user, which cannot enter
+    a folder below a private parent (``/root``, pytest's ``/tmp/pytest-of-root``); such a
+    request is moved to a stable folder of its own under the system temp directory.
+    """
+    if os.geteuid() != 0:
+        return pgdata
+    private = any(not (parent.stat().st_mode & stat.S_IXOTH) for parent in pgdata.parents)
+    if not private:
+        return pgdata
+    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
+    moved = Path(tempfile.gettempdir()) / f"reconcile-pgdata-{digest}"
+    log.info("PostgreSQL cannot reach %s as an unprivileged user; using %s", pgdata, moved)
+    return moved

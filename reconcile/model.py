@@ -118,6 +118,15 @@ QUARANTINE_COLUMNS: Final[tuple[str, ...]] = (
     "reason",
 )
 
+#: File names inside a run folder.
+SUMMARY: Final = "summary.json"
+DIFF: Final = "diff.parquet"
+QUARANTINE: Final = "quarantine.csv"
+REPAIR: Final = "repair.sql"
+ROLLBACK: Final = "rollback.sql"
+REVIEW: Final = "review.sql"
+REPORT: Final = "index.html"
+
 #: Unit-less rounding of completion_percentage (SPEC 2: equality tolerates 2 decimals).
 PERCENT_DECIMALS: Final[int] = 2
 

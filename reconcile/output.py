@@ -20,7 +20,16 @@ import orjson
 import pandas as pd
 
 from reconcile.errors import LockError
-from reconcile.model import PROGRESS_FIELDS
+from reconcile.model import (
+    DIFF,
+    PROGRESS_FIELDS,
+    QUARANTINE,
+    REPAIR,
+    REPORT,
+    REVIEW,
+    ROLLBACK,
+    SUMMARY,
+)
 from reconcile.report.html import render_report
 from reconcile.repair import RepairScripts
 from reconcile.result import RunResult
@@ -30,14 +39,6 @@ log = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"
 LOCK_NAME = ".reconcile.lock"
 
-#: File names inside a run folder.
-SUMMARY = "summary.json"
-DIFF = "diff.parquet"
-QUARANTINE = "quarantine.csv"
-REPAIR = "repair.sql"
-ROLLBACK = "rollback.sql"
-REVIEW = "review.sql"
-REPORT = "index.html"
 
 
 @contextlib.contextmanager

@@ -104,7 +104,7 @@ def run_job(
                 checks=tuple(checks),
                 actions=scripts.counts,
                 run_dir=out / run_id,
-                history_note=past.note,
+                history_note=_history_note(past),
                 docs_index=outcome.docs_index,
             )
             folder.write(result, scripts)
@@ -147,6 +147,16 @@ def _reasons(failures: pd.DataFrame) -> dict[int, str]:
     if failures.empty:
         return {}
     return failures.groupby("row", sort=False)["reason"].agg("; ".join).to_dict()
+
+
+def _history_note(past: history.History) -> str:
+    if not past.nights:
+        return "No history yet: this is the first night in this output folder."
+    good = past.good_nights
+    return (
+        f"Compared with {len(past.nights)} earlier night(s); "
+        f"{len(good)} of them good (all checks passed)."
+    )
 
 
 def _metrics(result: RunResult) -> dict[str, object]:
