@@ -1,8 +1,8 @@
 """Read a run's artifacts back: the public API for notebooks and scripts.
 
-    >>> import reconcile
-    >>> run = reconcile.load_run(reconcile.latest_run("reports"))
-    >>> run.diff[run.diff.status == "missing_in_backend"]
+>>> import reconcile
+>>> run = reconcile.load_run(reconcile.latest_run("reports"))
+>>> run.diff[run.diff.status == "missing_in_backend"]
 """
 
 from __future__ import annotations

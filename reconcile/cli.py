@@ -132,19 +132,25 @@ def demo(workdir: Path, out: Path, users: int, seed: int) -> None:
     result = run_demo(workdir, out, users=users, seed=seed)
     summary = result.summary
     counts = summary["counts"]
-    click.echo(f"run {result.run_id}: {counts['backend_rows']} backend rows, "
-               f"{counts['local_records']} local records, {counts['quarantined']} quarantined")
+    click.echo(
+        f"run {result.run_id}: {counts['backend_rows']} backend rows, "
+        f"{counts['local_records']} local records, {counts['quarantined']} quarantined"
+    )
     for name, value in counts.items():
         click.echo(f"  {name:<22} {value}")
-    click.echo(f"migration success rate {summary['migration_success_rate']:.1%}, "
-               f"{summary['at_risk']} keys at risk")
+    click.echo(
+        f"migration success rate {summary['migration_success_rate']:.1%}, "
+        f"{summary['at_risk']} keys at risk"
+    )
     click.echo(f"report: {result.run_dir / 'index.html'}")
 
 
 @cli.command()
 @click.argument("target", type=click.Path(path_type=Path))
 @_url_option
-@click.option("--dry-run", is_flag=True, help="Run the repair in a transaction that is rolled back.")
+@click.option(
+    "--dry-run", is_flag=True, help="Run the repair in a transaction that is rolled back."
+)
 @_config_option
 def apply(target: Path, database_url: str, dry_run: bool, config_path: Path | None) -> None:
     """Apply a run's repair.sql (TARGET: the run folder or the file) in one transaction."""

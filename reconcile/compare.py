@@ -100,8 +100,10 @@ def _merge_group(group: pd.DataFrame) -> dict[str, Any]:
 
 
 def _present(value: object) -> bool:
-    return value is not None and value is not pd.NA and not (
-        isinstance(value, float) and math.isnan(value)
+    return (
+        value is not None
+        and value is not pd.NA
+        and not (isinstance(value, float) and math.isnan(value))
     )
 
 
@@ -159,7 +161,9 @@ def _compare_chapters(
         only_local = sorted(set(lc) - set(bc))
         only_backend = sorted(set(bc) - set(lc))
         if only_local:
-            local_more.append(f"{len(only_local)} chapter(s) the other lacks: {_sample(only_local)}")
+            local_more.append(
+                f"{len(only_local)} chapter(s) the other lacks: {_sample(only_local)}"
+            )
         if only_backend:
             backend_more.append(
                 f"{len(only_backend)} chapter(s) the other lacks: {_sample(only_backend)}"

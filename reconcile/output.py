@@ -30,15 +30,14 @@ from reconcile.model import (
     ROLLBACK,
     SUMMARY,
 )
-from reconcile.report.html import render_report
 from reconcile.repair import RepairScripts
+from reconcile.report.html import render_report
 from reconcile.result import RunResult
 
 log = logging.getLogger(__name__)
 
 TMP_PREFIX = ".tmp-"
 LOCK_NAME = ".reconcile.lock"
-
 
 
 @contextlib.contextmanager

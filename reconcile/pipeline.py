@@ -53,7 +53,9 @@ def run_job(
         run_id = new_run_id(started)
         backend = load_backend(database_url, config.schema, config.table)
         local = load_exports(exports, now=clock)
-        log.info("validating %d backend rows, %d local records", len(backend.frame), len(local.records))
+        log.info(
+            "validating %d backend rows, %d local records", len(backend.frame), len(local.records)
+        )
         backend_gate = schemas.validate_backend(backend.frame, now=clock, config=config)
         local_gate = schemas.validate_local(local.records, now=clock, config=config)
         valid_local = local.records[local_gate.valid]

@@ -19,7 +19,6 @@ from psycopg import sql
 from reconcile.db import libpq_url, parse_url
 
 
-
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of the session's PostgreSQL server (maintenance database)."""

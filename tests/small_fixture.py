@@ -50,42 +50,131 @@ def row(chapters: list[str], total: int = 4, **extra: Any) -> dict[str, Any]:
 
 
 CASES: list[Case] = [
-    Case("u-sync", T, "in_sync", "identical on both sides",
-         row(["c1", "c2"], quiz_scores={"q1": 80}), [row(["c1", "c2"], quiz_scores={"q1": 80})]),
-    Case("u-missing", T, "missing_in_backend", "local progress, no backend row",
-         None, [row(["c1"])]),
-    Case("u-ahead", T, "local_ahead", "local has chapter c2 the backend lacks",
-         row(["c1"]), [row(["c1", "c2"], total_watch_time=60)]),
-    Case("u-quiz", T, "local_ahead", "same chapters, local quiz score higher",
-         row(["c1"], quiz_scores={"q1": 50}), [row(["c1"], quiz_scores={"q1": 90})]),
-    Case("u-old-build", T, "local_ahead", "count-only local record (3) above backend's 2",
-         row(["c1", "c2"]),
-         [{"chaptersCompleted": 3, "totalChapters": 4, "totalWatchTime": 120}]),
-    Case("u-behind", T, "backend_ahead", "backend has c2, c3 the local lacks",
-         row(["c1", "c2", "c3"]), [row(["c1"])]),
-    Case("u-watch", T, "backend_ahead", "backend watched longer, nothing else differs",
-         row(["c1"], total_watch_time=900), [row(["c1"], total_watch_time=100)]),
-    Case("u-div", T, "diverged", "backend has c2, local has c3",
-         row(["c1", "c2"]), [row(["c1", "c3"])]),
+    Case(
+        "u-sync",
+        T,
+        "in_sync",
+        "identical on both sides",
+        row(["c1", "c2"], quiz_scores={"q1": 80}),
+        [row(["c1", "c2"], quiz_scores={"q1": 80})],
+    ),
+    Case(
+        "u-missing", T, "missing_in_backend", "local progress, no backend row", None, [row(["c1"])]
+    ),
+    Case(
+        "u-ahead",
+        T,
+        "local_ahead",
+        "local has chapter c2 the backend lacks",
+        row(["c1"]),
+        [row(["c1", "c2"], total_watch_time=60)],
+    ),
+    Case(
+        "u-quiz",
+        T,
+        "local_ahead",
+        "same chapters, local quiz score higher",
+        row(["c1"], quiz_scores={"q1": 50}),
+        [row(["c1"], quiz_scores={"q1": 90})],
+    ),
+    Case(
+        "u-old-build",
+        T,
+        "local_ahead",
+        "count-only local record (3) above backend's 2",
+        row(["c1", "c2"]),
+        [{"chaptersCompleted": 3, "totalChapters": 4, "totalWatchTime": 120}],
+    ),
+    Case(
+        "u-behind",
+        T,
+        "backend_ahead",
+        "backend has c2, c3 the local lacks",
+        row(["c1", "c2", "c3"]),
+        [row(["c1"])],
+    ),
+    Case(
+        "u-watch",
+        T,
+        "backend_ahead",
+        "backend watched longer, nothing else differs",
+        row(["c1"], total_watch_time=900),
+        [row(["c1"], total_watch_time=100)],
+    ),
+    Case(
+        "u-div",
+        T,
+        "diverged",
+        "backend has c2, local has c3",
+        row(["c1", "c2"]),
+        [row(["c1", "c3"])],
+    ),
     Case("u-bonly", T, "backend_only", "no local record", row(["c1"])),
-    Case("u-conf", T, "conflict", "total_chapters 4 in the backend, 5 locally",
-         row(["c1"]), [row(["c1", "c2"], total=5)]),
-    Case("u-badlocal", T, "invalid_local", "the only local record says 150 %",
-         row(["c1"]), [row(["c1"], completion_percentage=150)]),
-    Case("u-badback", T, "invalid_backend", "backend completion_percentage 120",
-         row(["c1"], completion_percentage=120), [row(["c1", "c2"])]),
-    Case("u-overcount", T, "invalid_backend", "backend chapters_completed 9 > total 4",
-         row([], chapters_completed=9), []),
-    Case("u-guest", T, "foreign_user", "only found in u-host's export",
-         None, [row(["c1"])], exporter="u-host"),
-    Case("u-two", T, "in_sync", "two browsers (c1 / c2) merge to the backend's c1, c2",
-         row(["c1", "c2"]),
-         [row(["c1"], total_watch_time=120), row(["c2"], total_watch_time=120)]),
-    Case("u-cert", T, "in_sync", "local claims a certificate the backend lacks (review only)",
-         row(["c1", "c2", "c3", "c4"]),
-         [row(["c1", "c2", "c3", "c4"], certificate_earned=True)]),
-    Case(HOSTILE, "tut_with-under_scores", "missing_in_backend", "hostile ids survive",
-         None, [row(["ch'1", "ch\"2"], total=3)]),
+    Case(
+        "u-conf",
+        T,
+        "conflict",
+        "total_chapters 4 in the backend, 5 locally",
+        row(["c1"]),
+        [row(["c1", "c2"], total=5)],
+    ),
+    Case(
+        "u-badlocal",
+        T,
+        "invalid_local",
+        "the only local record says 150 %",
+        row(["c1"]),
+        [row(["c1"], completion_percentage=150)],
+    ),
+    Case(
+        "u-badback",
+        T,
+        "invalid_backend",
+        "backend completion_percentage 120",
+        row(["c1"], completion_percentage=120),
+        [row(["c1", "c2"])],
+    ),
+    Case(
+        "u-overcount",
+        T,
+        "invalid_backend",
+        "backend chapters_completed 9 > total 4",
+        row([], chapters_completed=9),
+        [],
+    ),
+    Case(
+        "u-guest",
+        T,
+        "foreign_user",
+        "only found in u-host's export",
+        None,
+        [row(["c1"])],
+        exporter="u-host",
+    ),
+    Case(
+        "u-two",
+        T,
+        "in_sync",
+        "two browsers (c1 / c2) merge to the backend's c1, c2",
+        row(["c1", "c2"]),
+        [row(["c1"], total_watch_time=120), row(["c2"], total_watch_time=120)],
+    ),
+    Case(
+        "u-cert",
+        T,
+        "in_sync",
+        "local claims a certificate the backend lacks (review only)",
+        row(["c1", "c2", "c3", "c4"]),
+        [row(["c1", "c2", "c3", "c4"], certificate_earned=True)],
+    ),
+    Case(
+        HOSTILE,
+        "tut_with-under_scores",
+        "missing_in_backend",
+        "hostile ids survive",
+        None,
+        [row(["ch'1", 'ch"2'], total=3)],
+    ),
 ]
 
 
@@ -118,9 +207,17 @@ def write_backend(url: str) -> None:
                 " total_watch_time, certificate_earned, started_at, last_accessed_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
                 " '2025-12-01T10:00:00Z', '2026-01-10T10:00:00Z')",
-                (case.user, case.tutorial, b["completed_chapters"], b["chapters_completed"],
-                 b["total_chapters"], b["completion_percentage"], Jsonb(b["quiz_scores"]),
-                 b["total_watch_time"], b["certificate_earned"]),
+                (
+                    case.user,
+                    case.tutorial,
+                    b["completed_chapters"],
+                    b["chapters_completed"],
+                    b["total_chapters"],
+                    b["completion_percentage"],
+                    Jsonb(b["quiz_scores"]),
+                    b["total_watch_time"],
+                    b["certificate_earned"],
+                ),
             )
 
 
@@ -132,12 +229,14 @@ def exports(cases: list[Case] = CASES) -> list[dict[str, Any]]:
         for i, record in enumerate(case.local):
             key = f"tutorial_progress_{case.tutorial}_{case.user}"
             value = json.dumps(_camel(record, case.user, case.tutorial))
-            envelopes.append({
-                "userId": owner,
-                "exportedAt": "2026-01-20T08:00:00Z",
-                "userAgent": f"browser-{i}",
-                "localStorage": {key: value, "theme": "dark"},
-            })
+            envelopes.append(
+                {
+                    "userId": owner,
+                    "exportedAt": "2026-01-20T08:00:00Z",
+                    "userAgent": f"browser-{i}",
+                    "localStorage": {key: value, "theme": "dark"},
+                }
+            )
     return envelopes
 
 

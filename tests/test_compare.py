@@ -14,7 +14,9 @@ from reconcile.model import PROGRESS_COLUMNS, Status
 NAT = pd.NaT
 
 
-def record(user: str, tutorial: str, chapters: tuple[str, ...] | None, **extra: Any) -> dict[str, Any]:
+def record(
+    user: str, tutorial: str, chapters: tuple[str, ...] | None, **extra: Any
+) -> dict[str, Any]:
     count = len(chapters) if chapters is not None else extra.pop("count", 0)
     base = {
         "user_id": user,
@@ -48,10 +50,24 @@ def test_merge_joins_several_browsers() -> None:
     merged = merge_local(
         frame(
             [
-                record("u", "t", ("a", "b"), quiz_scores={"q1": 40, "q2": 90}, total_watch_time=50,
-                       started_at=t1, last_accessed_at=t1),
-                record("u", "t", ("b", "c"), quiz_scores={"q1": 70}, total_watch_time=80,
-                       started_at=t0, last_accessed_at=t0),
+                record(
+                    "u",
+                    "t",
+                    ("a", "b"),
+                    quiz_scores={"q1": 40, "q2": 90},
+                    total_watch_time=50,
+                    started_at=t1,
+                    last_accessed_at=t1,
+                ),
+                record(
+                    "u",
+                    "t",
+                    ("b", "c"),
+                    quiz_scores={"q1": 70},
+                    total_watch_time=80,
+                    started_at=t0,
+                    last_accessed_at=t0,
+                ),
                 record("u", "t", None, count=1, total_watch_time=10),
             ]
         )
@@ -102,33 +118,76 @@ def _verdict(local: dict[str, Any], backend: dict[str, Any]) -> Status:
 def test_partial_order() -> None:
     base = record("u", "t", ("a", "b"), quiz_scores={"q": 50}, total_watch_time=100)
     assert _verdict(base, base) == Status.IN_SYNC
-    assert _verdict(record("u", "t", ("a", "b", "c"), quiz_scores={"q": 50}, total_watch_time=100), base) == Status.LOCAL_AHEAD
-    assert _verdict(record("u", "t", ("a", "b"), quiz_scores={"q": 60}, total_watch_time=100), base) == Status.LOCAL_AHEAD
-    assert _verdict(record("u", "t", ("a", "b"), quiz_scores={"q": 50, "z": 1}, total_watch_time=100), base) == Status.LOCAL_AHEAD
-    assert _verdict(record("u", "t", ("a",), quiz_scores={"q": 50}, total_watch_time=100), base) == Status.BACKEND_AHEAD
-    assert _verdict(record("u", "t", ("a", "c"), quiz_scores={"q": 50}, total_watch_time=100), base) == Status.DIVERGED
-    assert _verdict(record("u", "t", ("a", "b"), quiz_scores={"q": 90}, total_watch_time=10), base) == Status.DIVERGED
-    assert _verdict(record("u", "t", None, count=3, quiz_scores={"q": 50}, total_watch_time=100), base) == Status.LOCAL_AHEAD
-    assert _verdict(record("u", "t", ("a", "b"), total_chapters=5, quiz_scores={"q": 50}, total_watch_time=100), base) == Status.CONFLICT
+    assert (
+        _verdict(
+            record("u", "t", ("a", "b", "c"), quiz_scores={"q": 50}, total_watch_time=100), base
+        )
+        == Status.LOCAL_AHEAD
+    )
+    assert (
+        _verdict(record("u", "t", ("a", "b"), quiz_scores={"q": 60}, total_watch_time=100), base)
+        == Status.LOCAL_AHEAD
+    )
+    assert (
+        _verdict(
+            record("u", "t", ("a", "b"), quiz_scores={"q": 50, "z": 1}, total_watch_time=100), base
+        )
+        == Status.LOCAL_AHEAD
+    )
+    assert (
+        _verdict(record("u", "t", ("a",), quiz_scores={"q": 50}, total_watch_time=100), base)
+        == Status.BACKEND_AHEAD
+    )
+    assert (
+        _verdict(record("u", "t", ("a", "c"), quiz_scores={"q": 50}, total_watch_time=100), base)
+        == Status.DIVERGED
+    )
+    assert (
+        _verdict(record("u", "t", ("a", "b"), quiz_scores={"q": 90}, total_watch_time=10), base)
+        == Status.DIVERGED
+    )
+    assert (
+        _verdict(record("u", "t", None, count=3, quiz_scores={"q": 50}, total_watch_time=100), base)
+        == Status.LOCAL_AHEAD
+    )
+    assert (
+        _verdict(
+            record(
+                "u", "t", ("a", "b"), total_chapters=5, quiz_scores={"q": 50}, total_watch_time=100
+            ),
+            base,
+        )
+        == Status.CONFLICT
+    )
     rounded = dict(base, completion_percentage=50.004)
     assert _verdict(base, rounded) == Status.IN_SYNC
     assert _verdict(base, dict(base, completion_percentage=61.0)) == Status.CONFLICT
 
 
-def _diff(backend_rows: list[dict], local_rows: list[dict], bad: dict[int, str] | None = None,
-          quarantined: list[tuple[str, str]] = (), foreign: list[tuple[str, str]] = ()) -> pd.DataFrame:
+def _diff(
+    backend_rows: list[dict],
+    local_rows: list[dict],
+    bad: dict[int, str] | None = None,
+    quarantined: list[tuple[str, str]] = (),
+    foreign: list[tuple[str, str]] = (),
+) -> pd.DataFrame:
     backend = frame(backend_rows)
     backend["id"] = pd.array(range(1, len(backend) + 1), dtype="Int64")
     bad = bad or {}
     valid = pd.Series([i not in bad for i in backend.index], index=backend.index)
     key = lambda pairs: pd.DataFrame(list(pairs), columns=["user_id", "tutorial_id"])  # noqa: E731
-    return build_diff(backend, valid, bad, merge_local(frame(local_rows)), key(quarantined), key(foreign))
+    return build_diff(
+        backend, valid, bad, merge_local(frame(local_rows)), key(quarantined), key(foreign)
+    )
 
 
 def test_precedence_of_statuses() -> None:
     diff = _diff(
-        backend_rows=[record("bad-both", "t", ("a",)), record("bad-back", "t", ("a",)),
-                      record("foreign-and-backend", "t", ("a",))],
+        backend_rows=[
+            record("bad-both", "t", ("a",)),
+            record("bad-back", "t", ("a",)),
+            record("foreign-and-backend", "t", ("a",)),
+        ],
         local_rows=[record("bad-back", "t", ("a", "b")), record("mixed", "t", ("a",))],
         bad={0: "completion 120", 1: "completion 120"},
         quarantined=[("bad-both", "t"), ("mixed", "t"), ("only-bad", "t")],
@@ -148,9 +207,17 @@ def test_precedence_of_statuses() -> None:
 
 def test_user_totals() -> None:
     diff = _diff(
-        backend_rows=[record("a", "t1", ("x",)), record("a", "t2", ("x",)), record("b", "t1", ("x",))],
-        local_rows=[record("a", "t1", ("x",)), record("a", "t2", ("x", "y")), record("b", "t1", ("x",)),
-                    record("c", "t1", ("x",))],
+        backend_rows=[
+            record("a", "t1", ("x",)),
+            record("a", "t2", ("x",)),
+            record("b", "t1", ("x",)),
+        ],
+        local_rows=[
+            record("a", "t1", ("x",)),
+            record("a", "t2", ("x", "y")),
+            record("b", "t1", ("x",)),
+            record("c", "t1", ("x",)),
+        ],
     )
     totals = user_totals(diff)
     assert totals.users_with_local_data == 3

@@ -39,9 +39,18 @@ def test_notebook_runs_on_a_real_run(
         run_job(database_url=database_url, exports=[exports], out=out, config=Config())
     monkeypatch.setenv("RECONCILE_OUT", str(out))
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
+    errors = [
+        o
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
     assert errors == []
     assert os.environ["RECONCILE_OUT"] == str(out)

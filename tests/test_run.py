@@ -26,7 +26,9 @@ def fixture_db(database_url: str, tmp_path: Path) -> tuple[str, Path]:
     return database_url, small_fixture.write_exports(tmp_path / "exports")
 
 
-def cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "reconcile", *args],
         capture_output=True,
@@ -55,9 +57,15 @@ def test_every_key_gets_its_documented_status(fixture_db: tuple[str, Path], tmp_
     assert summary["counts"]["quarantined"] == 1  # u-badlocal's 150 %
     own = {c.user for c in CASES if c.local and c.exporter is None and c.status != "invalid_local"}
     assert summary["counts"]["users_with_local_data"] == len(own)
-    at_risk_users = {c.user for c in CASES if c.status in {"missing_in_backend", "local_ahead", "diverged"}}
-    assert summary["at_risk"] == sum(c.status in {"missing_in_backend", "local_ahead", "diverged"} for c in CASES)
-    assert summary["migration_success_rate"] == pytest.approx((len(own) - len(at_risk_users)) / len(own), abs=1e-6)
+    at_risk_users = {
+        c.user for c in CASES if c.status in {"missing_in_backend", "local_ahead", "diverged"}
+    }
+    assert summary["at_risk"] == sum(
+        c.status in {"missing_in_backend", "local_ahead", "diverged"} for c in CASES
+    )
+    assert summary["migration_success_rate"] == pytest.approx(
+        (len(own) - len(at_risk_users)) / len(own), abs=1e-6
+    )
     for name in ("run_id", "started_at", "finished_at", "checks"):
         assert name in summary
     assert summary["run_id"] == result.run_dir.name
@@ -71,9 +79,13 @@ def test_every_key_gets_its_documented_status(fixture_db: tuple[str, Path], tmp_
         assert (result.run_dir / name).is_file()
 
 
-def test_exit_code_1_when_actionable_and_0_when_clean(fixture_db: tuple[str, Path], tmp_path: Path) -> None:
+def test_exit_code_1_when_actionable_and_0_when_clean(
+    fixture_db: tuple[str, Path], tmp_path: Path
+) -> None:
     url, exports = fixture_db
-    done = cli("run", "--database-url", url, "--exports", str(exports), "--out", str(tmp_path / "o"))
+    done = cli(
+        "run", "--database-url", url, "--exports", str(exports), "--out", str(tmp_path / "o")
+    )
     assert done.returncode == 1, done.stderr
     run_dir = Path(done.stdout.strip())
     assert (run_dir / "summary.json").is_file()
@@ -87,7 +99,9 @@ def test_exit_code_1_when_actionable_and_0_when_clean(fixture_db: tuple[str, Pat
 
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute("DELETE FROM tutorial_progress WHERE user_id <> 'u-sync'")
-    done = cli("run", "--exports", str(clean), "--out", str(tmp_path / "o2"), env={"DATABASE_URL": url})
+    done = cli(
+        "run", "--exports", str(clean), "--out", str(tmp_path / "o2"), env={"DATABASE_URL": url}
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -96,8 +110,15 @@ def test_exit_code_2_for_usage_errors(tmp_path: Path) -> None:
     assert bad_flag.returncode == 2
     assert bad_flag.stderr.count("\n") == 1 and "Traceback" not in bad_flag.stderr
 
-    missing = cli("run", "--database-url", "postgresql://u@localhost/db",
-                  "--exports", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
+    missing = cli(
+        "run",
+        "--database-url",
+        "postgresql://u@localhost/db",
+        "--exports",
+        str(tmp_path / "nope"),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert missing.returncode == 2
     assert "--exports" in missing.stderr and str(tmp_path / "nope") in missing.stderr
     assert missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
@@ -106,8 +127,15 @@ def test_exit_code_2_for_usage_errors(tmp_path: Path) -> None:
 
 def test_exit_code_3_for_an_unreachable_database(tmp_path: Path) -> None:
     exports = small_fixture.write_exports(tmp_path / "exports")
-    done = cli("run", "--database-url", "postgresql://who:secret-pw@127.0.0.1:1/nodb",
-               "--exports", str(exports), "--out", str(tmp_path / "o"))
+    done = cli(
+        "run",
+        "--database-url",
+        "postgresql://who:secret-pw@127.0.0.1:1/nodb",
+        "--exports",
+        str(exports),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert done.returncode == 3
     assert done.stderr.startswith("reconcile: error: cannot connect")
     assert "secret-pw" not in done.stderr
@@ -116,7 +144,15 @@ def test_exit_code_3_for_an_unreachable_database(tmp_path: Path) -> None:
 
 def test_missing_table_is_exit_3(database_url: str, tmp_path: Path) -> None:
     exports = small_fixture.write_exports(tmp_path / "exports")
-    done = cli("run", "--database-url", database_url, "--exports", str(exports), "--out", str(tmp_path / "o"))
+    done = cli(
+        "run",
+        "--database-url",
+        database_url,
+        "--exports",
+        str(exports),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert done.returncode == 3
     assert "tutorial_progress" in done.stderr
 
@@ -130,9 +166,20 @@ def test_a_killed_run_leaves_no_run_folder(fixture_db: tuple[str, Path], tmp_pat
     big.write_text((line + "\n") * 200_000)
     for sig in (signal.SIGKILL, signal.SIGTERM):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reconcile", "run", "--database-url", url,
-             "--exports", str(exports), "--out", str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "reconcile",
+                "run",
+                "--database-url",
+                url,
+                "--exports",
+                str(exports),
+                "--out",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (out / ".reconcile.lock").exists():
@@ -146,7 +193,7 @@ def test_a_killed_run_leaves_no_run_folder(fixture_db: tuple[str, Path], tmp_pat
     # the next run sweeps what a SIGKILL left behind and completes
     big.unlink()
     result = run_job(database_url=url, exports=[exports], out=out, config=Config())
-    assert [p.name for p in out.iterdir() if not p.name.startswith(".") and p.name != "history"] == [
-        result.run_id
-    ]
+    assert [
+        p.name for p in out.iterdir() if not p.name.startswith(".") and p.name != "history"
+    ] == [result.run_id]
     assert not list(out.glob(".tmp-*"))

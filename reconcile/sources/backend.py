@@ -100,9 +100,7 @@ def load_backend(url: str, schema: str, table: str) -> BackendLoad:
     """Read every row of ``schema.table`` in one read-only snapshot."""
     name = f"{schema}.{table}"
     timestamps = sql.SQL(", ").join(
-        sql.SQL("floor(extract(epoch FROM {c}) * 1000000)::int8 AS {c}").format(
-            c=sql.Identifier(c)
-        )
+        sql.SQL("floor(extract(epoch FROM {c}) * 1000000)::int8 AS {c}").format(c=sql.Identifier(c))
         for c in _TS_COLUMNS
     )
     query = sql.SQL(_SELECT).format(timestamps=timestamps, table=qualified_table(schema, table))
@@ -121,7 +119,9 @@ def load_backend(url: str, schema: str, table: str) -> BackendLoad:
         except psycopg.errors.UndefinedTable:
             raise SourceError(f"table {name} does not exist in {redact(url)}") from None
         except psycopg.errors.UndefinedColumn as exc:
-            raise SourceError(f"table {name} lacks a SPEC column: {exc.diag.message_primary}") from None
+            raise SourceError(
+                f"table {name} lacks a SPEC column: {exc.diag.message_primary}"
+            ) from None
         except psycopg.Error as exc:
             raise SourceError(f"cannot read {name}: {str(exc).strip().splitlines()[0]}") from None
     frame = _parse_csv(buffer.getvalue())
