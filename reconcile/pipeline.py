@@ -48,6 +48,7 @@ def run_job(
     expectations.load_suites(config.expectations_dir)  # fail fast on a bad suite
     started = datetime.now(UTC)
     clock = now or started
+    out = Path(out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):
         run_id = new_run_id(started)
