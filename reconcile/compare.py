@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pandas as pd
@@ -24,6 +25,7 @@ from reconcile.model import (
 )
 
 Key = tuple[str, str]
+_CENT = Decimal(1).scaleb(-PERCENT_DECIMALS)
 
 
 # --------------------------------------------------------------------------- merge
@@ -33,7 +35,9 @@ def completion(chapters: int, total: int) -> float:
     """SPEC 3: ``min(100, round(100 * chapters / total, 2))``; 0 when total is not positive."""
     if total <= 0:
         return 0.0
-    return min(100.0, round(100.0 * chapters / total, PERCENT_DECIMALS))
+    # Decimal, half away from zero: exactly what PostgreSQL's round(numeric, 2) gives.
+    exact = Decimal(100 * chapters) / Decimal(total)
+    return min(100.0, float(exact.quantize(_CENT, rounding=ROUND_HALF_UP)))
 
 
 def merge_local(records: pd.DataFrame) -> pd.DataFrame:
