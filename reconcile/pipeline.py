@@ -117,6 +117,7 @@ def run_job(
             _metrics(result),
             backend.frame,
             good=not result.failed_checks,
+            now=clock,
         )
     log.info("run %s written to %s", run_id, result.run_dir)
     return result

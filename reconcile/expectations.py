@@ -1,0 +1,479 @@
+"""Great Expectations: the data-quality checks analysts own, suites in ``expectations/*.json``.
+
+A suite file is GX 1.x JSON (``{"name", "expectations": [{"type", "kwargs", "meta",
+"notes"}]}``). A suite whose name starts with ``backend`` validates the backend rows, one
+starting with ``local`` the valid local records. Besides the canonical columns, suites may
+reference these derived columns (computed only when referenced):
+
+* backend ``tutorial_total_chapters_variants``: distinct ``total_chapters`` among the rows
+  of the row's tutorial (1 when the tutorial is consistent);
+* backend ``created_in_last_day``: 1 when ``created_at`` is in the 24 hours before the run
+  (count them with ``expect_table_row_count_to_be_between`` and a ``row_condition``
+  ``created_in_last_day == 1``: GX's column sum scans a million values in Python);
+* local ``keys_per_user``: distinct tutorials of the record's user.
+
+and these ``$PARAMETER`` names, filled at run time: ``max_watch_time_seconds`` (config)
+and the count anomaly bounds of :func:`reconcile.history.count_anomaly_bounds`.
+
+Each expectation becomes one :class:`~reconcile.model.CheckResult` named
+``<suite>.<expectation type>[.<column(s)>]``, or its ``meta.name`` when set. The history
+checks (:func:`reconcile.history.regression_checks`) are separate: the pipeline adds them.
+
+GX is imported on first use (about 2-6 s), so commands that never check stay quick. Each
+run gets a fresh ephemeral context: creating one takes about 10 ms, and a cached one would
+carry the previous run's validation results into this run's Data Docs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import pandas as pd
+
+from reconcile.config import Config
+from reconcile.errors import ConfigError
+from reconcile.history import History, count_anomaly_bounds, created_last_day, parameter_names
+from reconcile.model import KEY, CheckResult
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.data_context import EphemeralDataContext
+
+log = logging.getLogger(__name__)
+
+#: Which frame a suite validates, by the start of its name.
+FRAMES: Final[tuple[str, ...]] = ("backend", "local")
+#: Derived columns a suite may reference, per frame.
+DERIVED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "backend": ("tutorial_total_chapters_variants", "created_in_last_day"),
+    "local": ("keys_per_user",),
+}
+#: ``$PARAMETER`` names filled at run time.
+PARAMETERS: Final[frozenset[str]] = frozenset({"max_watch_time_seconds", *parameter_names()})
+DOCS_SITE: Final = "reconcile"
+#: Failing rows quoted in a check's details (GX counts all of them).
+EXAMPLES: Final = 5
+
+_COLUMN_KWARGS: Final = ("column", "column_A", "column_B", "column_list")
+_GX_LOGGER: Final = "great_expectations"
+
+
+@dataclass(frozen=True)
+class ChecksOutcome:
+    """The checks of one run, in suite order, and where their Data Docs were built."""
+
+    checks: list[CheckResult]
+    docs_index: Path | None
+
+
+# ---------------------------------------------------------------------------------------
+# Loading the suites
+
+
+def load_suites(expectations_dir: Path) -> dict[str, dict[str, Any]]:
+    """Read and check every ``*.json`` suite in ``expectations_dir``: ``{name: suite}``.
+
+    Raises :class:`ConfigError` naming the file and the expectation for unreadable JSON,
+    an unknown expectation type (GX would drop it silently), bad kwargs, an unknown
+    ``$PARAMETER``, a suite name that says no frame, or two checks with the same name.
+    """
+    folder = Path(expectations_dir)
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        raise ConfigError(f"expectations: no *.json suite in {folder}")
+    _quiet_gx()
+    suites: dict[str, dict[str, Any]] = {}
+    for path in files:
+        suite = _load_suite(path)
+        if suite["name"] in suites:
+            raise ConfigError(f"expectations: suite name {suite['name']!r} used twice ({path})")
+        suites[suite["name"]] = suite
+    return suites
+
+
+def _load_suite(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"expectations: cannot read {path}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):
+        raise ConfigError(f"expectations: {path} is not a GX 1.x suite (no 'expectations' list)")
+    if "expectation_suite_name" in data:
+        raise ConfigError(f"expectations: {path} uses the GX 0.x key 'expectation_suite_name'")
+    name = data.setdefault("name", path.stem)
+    if not isinstance(name, str) or not name.startswith(FRAMES):
+        raise ConfigError(
+            f"expectations: {path}: suite name {name!r} must start with 'backend' or 'local'"
+        )
+    seen: dict[str, int] = {}
+    for number, expectation in enumerate(data["expectations"], 1):
+        where = f"expectations: {path}: expectation #{number}"
+        _check_expectation(where, expectation)
+        check = check_name(name, expectation)
+        if check in seen:
+            raise ConfigError(
+                f"{where} has the same check name {check!r} as #{seen[check]}; "
+                'give one a unique "meta": {"name": ...}'
+            )
+        seen[check] = number
+    suite = _gx_suite(path, data)
+    if len(suite.expectations) != len(data["expectations"]):
+        raise ConfigError(
+            f"expectations: {path}: GX kept {len(suite.expectations)} of "
+            f"{len(data['expectations'])} expectations; check their types"
+        )
+    return data
+
+
+def _check_expectation(where: str, expectation: Any) -> None:
+    from great_expectations.exceptions import ExpectationNotFoundError
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    if not isinstance(expectation, dict):
+        raise ConfigError(f"{where} is not an object")
+    if "expectation_type" in expectation:
+        raise ConfigError(f"{where} uses the GX 0.x key 'expectation_type'; GX 1.x wants 'type'")
+    kind = expectation.get("type")
+    if not isinstance(kind, str):
+        raise ConfigError(f"{where} has no 'type'")
+    try:
+        implementation = get_expectation_impl(kind)
+    except ExpectationNotFoundError:
+        raise ConfigError(f"{where} has unknown expectation type {kind!r}") from None
+    kwargs = expectation.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"{where} ({kind}): 'kwargs' is not an object")
+    try:
+        implementation(**kwargs)
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(f"{where} ({kind}): bad kwargs: {_first_error(exc)}") from None
+    unknown = sorted(set(_parameters(kwargs)) - PARAMETERS)
+    if unknown:
+        raise ConfigError(
+            f"{where} ({kind}): unknown $PARAMETER {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(PARAMETERS))})"
+        )
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+        return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    return str(exc).splitlines()[0]
+
+
+def _parameters(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        if "$PARAMETER" in value:
+            yield str(value["$PARAMETER"])
+        else:
+            for item in value.values():
+                yield from _parameters(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _parameters(item)
+
+
+def _gx_suite(path: Path, data: dict[str, Any]) -> Any:
+    import great_expectations as gx
+
+    try:
+        return gx.ExpectationSuite(**data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"expectations: {path}: not a GX 1.x suite: {_first_error(exc)}"
+        ) from None
+
+
+def check_name(suite: str, expectation: dict[str, Any]) -> str:
+    """``meta.name``, else ``<suite>.<type>[.<column(s)>]``: stable across runs."""
+    named = (expectation.get("meta") or {}).get("name")
+    if named:
+        return str(named)
+    kwargs = expectation.get("kwargs") or {}
+    columns = [
+        c
+        for key in _COLUMN_KWARGS
+        for c in (kwargs.get(key) if key == "column_list" else [kwargs.get(key)]) or []
+        if c
+    ]
+    tail = f".{','.join(map(str, columns))}" if columns else ""
+    return f"{suite}.{expectation['type']}{tail}"
+
+
+# ---------------------------------------------------------------------------------------
+# Running them
+
+
+def run_checks(
+    backend: pd.DataFrame,
+    local: pd.DataFrame,
+    *,
+    config: Config,
+    history: History,
+    now: datetime,
+    docs_dir: Path | None,
+) -> ChecksOutcome:
+    """Validate ``backend`` and the valid ``local`` records against every suite.
+
+    Count bounds come from ``history``; with ``docs_dir``, Data Docs are built there.
+    A check GX cannot run (e.g. a column no frame has) is a failed check, not an error.
+    """
+    suites = load_suites(config.expectations_dir)
+    bounds = count_anomaly_bounds(history)
+    parameters = {
+        "max_watch_time_seconds": config.max_watch_time_seconds,
+        **{k: v for k, v in bounds.items() if k in PARAMETERS},
+    }
+    context = _context(docs_dir)
+    source = context.data_sources.add_pandas("reconcile")
+    results: list[CheckResult] = []
+    for name, data in suites.items():
+        side = "backend" if name.startswith("backend") else "local"
+        frame = _gx_frame(backend if side == "backend" else local, data, side, now)
+        result = _validate(context, source, name, data, frame, parameters)
+        results.extend(_check_results(name, data, result, bounds["history_note"]))
+    docs_index = _build_docs(context, docs_dir) if docs_dir is not None else None
+    failed = sum(not r.success for r in results)
+    log.info("expectations: %d checks, %d failed", len(results), failed)
+    return ChecksOutcome(checks=results, docs_index=docs_index)
+
+
+def _quiet_gx() -> None:
+    """GX logs chatter at INFO; keep it to warnings unless someone set its level."""
+    logger = logging.getLogger(_GX_LOGGER)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+
+
+def _context(docs_dir: Path | None) -> EphemeralDataContext:
+    """A fresh in-memory context (about 10 ms): no state leaks from one run to the next."""
+    _quiet_gx()
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    sites = {}
+    if docs_dir is not None:
+        sites[DOCS_SITE] = {
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(Path(docs_dir).resolve()),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    project = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        data_docs_sites=sites,
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    return gx.get_context(mode="ephemeral", project_config=project)
+
+
+def _referenced_columns(data: dict[str, Any], available: set[str]) -> set[str]:
+    """Key columns, column kwargs, and ``available`` columns named in a row_condition."""
+    columns: set[str] = set(KEY)
+    for expectation in data["expectations"]:
+        kwargs = expectation.get("kwargs") or {}
+        for key in _COLUMN_KWARGS:
+            value = kwargs.get(key)
+            columns.update(value if isinstance(value, list) else [value] if value else [])
+        columns.update(_condition_columns(kwargs.get("row_condition")) & available)
+    return columns
+
+
+def _condition_columns(condition: Any) -> set[str]:
+    """Column names a row_condition mentions: a Condition object's JSON, or a legacy string."""
+    if isinstance(condition, str):
+        return set(re.findall(r"\w+", condition))
+    if isinstance(condition, list):
+        return {c for item in condition for c in _condition_columns(item)}
+    if not isinstance(condition, dict):
+        return set()
+    found = {str(condition["name"])} if "name" in condition else set()
+    return found | {c for value in condition.values() for c in _condition_columns(value)}
+
+
+def _gx_frame(frame: pd.DataFrame, data: dict[str, Any], side: str, now: datetime) -> pd.DataFrame:
+    """Only the columns the suite reads (GX hashes the whole frame), in GX-friendly dtypes.
+
+    Nullable integers become float64, time-zone-aware timestamps naive UTC
+    ``datetime64[ns]`` and the key columns categoricals: GX's fast paths (about twice as
+    fast on a million rows; see NOTES-gx-pandera.md). Object columns stay numpy arrays:
+    pandas 3 would otherwise infer (and convert to) its Arrow-backed ``str``.
+    """
+    wanted = _referenced_columns(data, {*frame.columns, *DERIVED_COLUMNS[side]})
+    out: dict[str, Any] = {}
+    for column in sorted(wanted):
+        if column in KEY:
+            out[column] = _categories(frame[column])
+        elif column in frame.columns:
+            out[column] = _gx_column(frame[column])
+        elif column == "tutorial_total_chapters_variants" and side == "backend":
+            out[column] = (
+                frame.groupby("tutorial_id", dropna=False)["total_chapters"]
+                .transform("nunique")
+                .to_numpy(dtype="int64")
+            )
+        elif column == "created_in_last_day" and side == "backend":
+            out[column] = created_last_day(frame["created_at"], now).to_numpy(dtype="int64")
+        elif column == "keys_per_user" and side == "local":
+            out[column] = (
+                frame.groupby("user_id", dropna=False)["tutorial_id"]
+                .transform("nunique")
+                .to_numpy(dtype="int64")
+            )
+        # Anything else is left out: GX reports the missing column as a failed check.
+    return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
+
+
+def _categories(values: pd.Series) -> pd.Categorical:
+    """Ids as a categorical of Python strings: GX hashes, deduplicates and indexes it fast."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    return pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object))
+
+
+def _gx_column(values: pd.Series) -> Any:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert(UTC).dt.tz_localize(None).astype("datetime64[ns]").to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.astype("datetime64[ns]").to_numpy()
+    if isinstance(values.dtype, pd.Int64Dtype | pd.Float64Dtype):
+        return values.to_numpy(dtype="float64", na_value=math.nan)
+    if values.dtype == object:
+        return pd.array(values.to_numpy(), dtype=object)
+    return values.to_numpy()
+
+
+def _validate(
+    context: EphemeralDataContext,
+    source: Any,
+    name: str,
+    data: dict[str, Any],
+    frame: pd.DataFrame,
+    parameters: dict[str, Any],
+) -> tuple[list[str], ExpectationSuiteValidationResult]:
+    """The suite's expectation ids, in file order, and GX's result."""
+    import great_expectations as gx
+
+    suite = context.suites.add(gx.ExpectationSuite(**data))
+    ids = [str(e.id) for e in suite.expectations]
+    batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("night")
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(data=batch, suite=suite, name=name)
+    )
+    return ids, definition.run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters=parameters,
+        result_format={
+            "result_format": "SUMMARY",
+            "unexpected_index_column_names": [c for c in KEY if c in frame.columns],
+            "partial_unexpected_count": EXAMPLES,
+        },
+    )
+
+
+def _build_docs(context: EphemeralDataContext, docs_dir: Path) -> Path | None:
+    try:
+        context.build_data_docs(site_names=[DOCS_SITE])
+    except Exception as exc:  # Data Docs are a courtesy: never lose the night's results
+        log.warning("expectations: Data Docs not built in %s: %s", docs_dir, exc)
+        return None
+    index = Path(docs_dir).resolve() / "index.html"
+    return index if index.exists() else None
+
+
+# ---------------------------------------------------------------------------------------
+# Results
+
+
+def _check_results(
+    suite: str, data: dict[str, Any], run: tuple[list[str], Any], history_note: str
+) -> list[CheckResult]:
+    """One CheckResult per expectation, in file order (GX groups results by column)."""
+    ids, result = run
+    position = {expectation_id: i for i, expectation_id in enumerate(ids)}
+    by_position: dict[int, CheckResult] = {}
+    expectations = data["expectations"]
+    for item in result.results:
+        i = position[item.expectation_config.id]
+        kwargs = expectations[i].get("kwargs")
+        uses_history = bool(set(_parameters(kwargs)) - {"max_watch_time_seconds"})
+        by_position[i] = _check_result(
+            check_name(suite, expectations[i]), suite, item, history_note if uses_history else ""
+        )
+    missing = [
+        CheckResult(check_name(suite, expectations[i]), False, 0, suite, "GX returned no result")
+        for i in range(len(expectations))
+        if i not in by_position
+    ]
+    return [by_position[i] for i in sorted(by_position)] + missing
+
+
+def _check_result(name: str, suite: str, item: Any, history_note: str) -> CheckResult:
+    info = item.exception_info or {}
+    errors = [info] if "exception_message" in info else list(info.values())
+    messages = [e.get("exception_message") for e in errors if e.get("raised_exception")]
+    if messages:
+        return CheckResult(name, False, 0, suite, f"could not run: {messages[0]}")
+    outcome = item.result or {}
+    success = bool(item.success)
+    if "unexpected_count" in outcome:  # a row-level (map) expectation
+        count = int(outcome.get("unexpected_count") or 0)
+        details = _row_details(outcome) if count else f"{outcome.get('element_count', 0)} rows ok"
+        return CheckResult(name, success, count, suite, details)
+    details = _aggregate_details(outcome.get("observed_value"), item.expectation_config.kwargs)
+    if history_note:
+        details = f"{details} ({history_note})"
+    return CheckResult(name, success, 0 if success else 1, suite, details)
+
+
+def _row_details(outcome: dict[str, Any]) -> str:
+    count, total = int(outcome["unexpected_count"]), int(outcome.get("element_count") or 0)
+    share = f" ({100 * count / total:.2f}%)" if total else ""
+    examples = []
+    for row in (outcome.get("partial_unexpected_index_list") or [])[:EXAMPLES]:
+        key = tuple(row.get(c) for c in KEY)
+        values = ", ".join(f"{k}={_plain(v)}" for k, v in row.items() if k not in KEY)
+        examples.append(f"{key!r}" + (f": {values}" if values else ""))
+    if not examples:
+        examples = [repr(_plain(v)) for v in (outcome.get("partial_unexpected_list") or [])]
+    listed = f"; e.g. {'; '.join(examples)}" if examples else ""
+    return f"{count} of {total} rows unexpected{share}{listed}"
+
+
+def _aggregate_details(observed: Any, kwargs: dict[str, Any]) -> str:
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    if low is not None and high is not None:
+        expected = f"expected {_plain(low)}..{_plain(high)}"
+    elif low is not None:
+        expected = f"expected at least {_plain(low)}"
+    elif high is not None:
+        expected = f"expected at most {_plain(high)}"
+    else:
+        expected = "no bounds"
+    return f"observed {_plain(observed)}, {expected}"
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers, whole floats as ints: for readable details."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
