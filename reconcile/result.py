@@ -41,8 +41,8 @@ class RunResult:
     quarantine: pd.DataFrame
     totals: UserTotals
     checks: tuple[CheckResult, ...]
+    run_dir: Path
     actions: dict[str, int] = field(default_factory=dict)
-    run_dir: Path | None = None
     history_note: str = ""
     docs_index: Path | None = None
 
