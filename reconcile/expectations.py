@@ -195,6 +195,16 @@ def _gx_suite(path: Path, data: dict[str, Any]) -> Any:
         ) from None
 
 
+def night_over_night_checks(suites: dict[str, dict[str, Any]]) -> frozenset[str]:
+    """Names of the checks whose bounds come from earlier nights (count anomalies)."""
+    return frozenset(
+        check_name(name, expectation)
+        for name, suite in suites.items()
+        for expectation in suite["expectations"]
+        if set(_parameters(expectation.get("kwargs"))) - {"max_watch_time_seconds"}
+    )
+
+
 def check_name(suite: str, expectation: dict[str, Any]) -> str:
     """``meta.name``, else ``<suite>.<type>[.<column(s)>]``: stable across runs."""
     named = (expectation.get("meta") or {}).get("name")

@@ -53,6 +53,7 @@ BAND_MIN_ROWS: Final = 10
 MAX_LISTED_KEYS: Final = 20
 
 NO_HISTORY: Final = "no history yet"
+HISTORY_SUITE: Final = "history"
 REGRESSION_CHECK: Final = "backend.progress_regression"
 VANISHED_CHECK: Final = "backend.rows_vanished"
 
@@ -331,8 +332,8 @@ def regression_checks(history: History, backend: pd.DataFrame) -> list[CheckResu
     if history.snapshot is None:
         note = f"{NO_HISTORY}: no good night to compare with"
         return [
-            CheckResult(REGRESSION_CHECK, True, 0, "history", note),
-            CheckResult(VANISHED_CHECK, True, 0, "history", note),
+            CheckResult(REGRESSION_CHECK, True, 0, HISTORY_SUITE, note),
+            CheckResult(VANISHED_CHECK, True, 0, HISTORY_SUITE, note),
         ]
     since = f"since good night {history.snapshot_run_id or '(unknown run)'}"
     joined = history.snapshot.merge(
@@ -416,13 +417,13 @@ def _short(items: list[str], limit: int = 5) -> str:
 
 def _keys_result(name: str, keys: list[tuple[tuple[str, str], str]], what: str) -> CheckResult:
     if not keys:
-        return CheckResult(name, True, 0, "history", f"no key {what}")
+        return CheckResult(name, True, 0, HISTORY_SUITE, f"no key {what}")
     listed = "; ".join(
         f"({u!r}, {t!r})" + (f": {why}" if why else "") for (u, t), why in keys[:MAX_LISTED_KEYS]
     )
     more = f"; ... and {len(keys) - MAX_LISTED_KEYS} more" if len(keys) > MAX_LISTED_KEYS else ""
     return CheckResult(
-        name, False, len(keys), "history", f"{len(keys)} keys {what}: {listed}{more}"
+        name, False, len(keys), HISTORY_SUITE, f"{len(keys)} keys {what}: {listed}{more}"
     )
 
 

@@ -45,7 +45,7 @@ def run_job(
     """
     parse_url(database_url)
     iter_export_files(exports)  # fail fast on a missing path, before touching the database
-    expectations.load_suites(config.expectations_dir)  # fail fast on a bad suite
+    suites = expectations.load_suites(config.expectations_dir)  # fail fast on a bad suite
     started = datetime.now(UTC)
     clock = now or started
     out = Path(out).absolute()
@@ -116,7 +116,7 @@ def run_job(
             run_id,
             _metrics(result),
             backend.frame,
-            good=not result.failed_checks,
+            good=_good_night(result, expectations.night_over_night_checks(suites)),
             now=clock,
         )
     log.info("run %s written to %s", run_id, result.run_dir)
@@ -151,6 +151,20 @@ def _reasons(failures: pd.DataFrame) -> dict[int, str]:
     if failures.empty:
         return {}
     return failures.groupby("row", sort=False)["reason"].agg("; ".join).to_dict()
+
+
+def _good_night(result: RunResult, night_over_night: frozenset[str]) -> bool:
+    """A night later nights may be compared with: no count or regression check failed.
+
+    Row-level range anomalies do not spoil a night (they are reported, and they would
+    otherwise freeze the baseline until every bad row is fixed); a drop in row counts or
+    progress that went backward does, so a re-run after the fix compares with the night
+    before the trouble.
+    """
+    return not any(
+        c.name in night_over_night or c.suite == history.HISTORY_SUITE
+        for c in result.failed_checks
+    )
 
 
 def _history_note(past: history.History) -> str:

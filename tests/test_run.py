@@ -197,3 +197,18 @@ def test_a_killed_run_leaves_no_run_folder(fixture_db: tuple[str, Path], tmp_pat
         p.name for p in out.iterdir() if not p.name.startswith(".") and p.name != "history"
     ] == [result.run_id]
     assert not list(out.glob(".tmp-*"))
+
+
+def test_range_anomalies_do_not_spoil_the_night_for_history(
+    fixture_db: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The fixture's invalid_backend rows fail range checks; the night is still a baseline."""
+    from reconcile.history import load_history
+
+    url, exports = fixture_db
+    out = tmp_path / "out"
+    first = run_job(database_url=url, exports=[exports], out=out, config=Config())
+    assert first.failed_checks  # range anomalies are reported ...
+    past = load_history(out)
+    assert [n["run_id"] for n in past.good_nights] == [first.run_id]  # ... yet it is a baseline
+    assert past.snapshot_run_id == first.run_id
