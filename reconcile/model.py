@@ -108,7 +108,7 @@ LOCAL_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
     "exported_at",  # datetime64[ns, UTC]
 )
 
-#: Columns of the quarantine: every rejected file, line or record, with its reason.
+#: Columns of a loader's quarantine: every rejected file, line or record, with its reason.
 QUARANTINE_COLUMNS: Final[tuple[str, ...]] = (
     "source_file",
     "source_line",  # Int64, NA when the whole file is rejected
@@ -126,6 +126,17 @@ REPAIR: Final = "repair.sql"
 ROLLBACK: Final = "rollback.sql"
 REVIEW: Final = "review.sql"
 REPORT: Final = "index.html"
+
+#: The run's quarantine (``quarantine.csv``) names its columns as SPEC 4 does:
+#: file, line, key, reason (plus the key's resolved user and tutorial when known).
+QUARANTINE_OUTPUT_NAMES: Final[dict[str, str]] = {
+    "source_file": "file",
+    "source_line": "line",
+    "storage_key": "key",
+}
+RUN_QUARANTINE_COLUMNS: Final[tuple[str, ...]] = tuple(
+    QUARANTINE_OUTPUT_NAMES.get(c, c) for c in QUARANTINE_COLUMNS
+)
 
 #: Unit-less rounding of completion_percentage (SPEC 2: equality tolerates 2 decimals).
 PERCENT_DECIMALS: Final[int] = 2

@@ -14,7 +14,12 @@ from reconcile import expectations, history, schemas
 from reconcile.compare import build_diff, merge_local, user_totals
 from reconcile.config import Config
 from reconcile.db import parse_url, redact
-from reconcile.model import QUARANTINE_COLUMNS, CheckResult
+from reconcile.model import (
+    QUARANTINE_COLUMNS,
+    QUARANTINE_OUTPUT_NAMES,
+    RUN_QUARANTINE_COLUMNS,
+    CheckResult,
+)
 from reconcile.output import RunFolder, run_lock
 from reconcile.repair import build_repair_scripts
 from reconcile.result import RunResult, SourceInfo
@@ -126,25 +131,17 @@ def run_job(
 def _quarantine(
     loader: pd.DataFrame, records: pd.DataFrame, gate: schemas.RecordGate
 ) -> pd.DataFrame:
-    """The loader's rejections plus the records the schema rejected, with their reasons."""
-    if gate.failures.empty:
-        return loader.reset_index(drop=True)
-    reasons = gate.failures.groupby("row", sort=False)["reason"].agg("; ".join)
-    rejected = records.loc[reasons.index]
-    gate_rows = pd.DataFrame(
-        {
-            "source_file": rejected["source_file"].to_numpy(),
-            "source_line": rejected["source_line"].to_numpy(),
-            "storage_key": rejected["storage_key"].to_numpy(),
-            "user_id": rejected["user_id"].to_numpy(),
-            "tutorial_id": rejected["tutorial_id"].to_numpy(),
-            "reason": reasons.to_numpy(),
-        }
-    )
-    frames = [f for f in (loader, gate_rows) if not f.empty]
-    out = pd.concat(frames, ignore_index=True)[list(QUARANTINE_COLUMNS)]
-    out["source_line"] = out["source_line"].astype("Int64")
-    return out
+    """The loader's rejections plus the records the schema rejected, with their reasons,
+    in the run's quarantine columns (:data:`~reconcile.model.RUN_QUARANTINE_COLUMNS`)."""
+    frames = [loader[list(QUARANTINE_COLUMNS)]]
+    if not gate.failures.empty:
+        reasons = gate.failures.groupby("row", sort=False)["reason"].agg("; ".join)
+        rejected = records.loc[reasons.index, list(QUARANTINE_COLUMNS[:-1])]
+        frames.append(rejected.assign(reason=reasons.to_numpy()))
+    frames = [f for f in frames if not f.empty] or frames[:1]
+    out = pd.concat(frames, ignore_index=True).rename(columns=QUARANTINE_OUTPUT_NAMES)
+    out["line"] = out["line"].astype("Int64")
+    return out[list(RUN_QUARANTINE_COLUMNS)]
 
 
 def _reasons(failures: pd.DataFrame) -> dict[int, str]:
@@ -162,8 +159,7 @@ def _good_night(result: RunResult, night_over_night: frozenset[str]) -> bool:
     before the trouble.
     """
     return not any(
-        c.name in night_over_night or c.suite == history.HISTORY_SUITE
-        for c in result.failed_checks
+        c.name in night_over_night or c.suite == history.HISTORY_SUITE for c in result.failed_checks
     )
 
 

@@ -73,6 +73,9 @@ def test_every_key_gets_its_documented_status(fixture_db: tuple[str, Path], tmp_
     cert = diff[diff.user_id == "u-cert"].iloc[0]
     assert bool(cert.certificate_claim)
     quarantine = pd.read_csv(result.run_dir / "quarantine.csv")
+    assert list(quarantine.columns) == ["file", "line", "key", "user_id", "tutorial_id", "reason"]
+    assert quarantine.loc[0, "key"] == f"tutorial_progress_{small_fixture.T}_u-badlocal"
+    assert quarantine.loc[0, "file"].endswith((".ndjson", ".json", ".jsonl", ".json.gz"))
     assert quarantine.loc[0, "user_id"] == "u-badlocal"
     assert "completion" in quarantine.loc[0, "reason"]
     for name in ("index.html", "repair.sql", "rollback.sql", "review.sql"):

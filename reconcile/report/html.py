@@ -22,6 +22,7 @@ _ENV = jinja2.Environment(
     autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
     undefined=jinja2.StrictUndefined,
 )
+_ENV.filters["blank"] = lambda value: "" if _missing(value) else value
 
 _REPAIR_TEXT = {
     "insert": "insert the local progress as a new row",
@@ -92,5 +93,9 @@ def _side(row: dict[str, Any], side: str) -> str:
     )
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str | tuple | dict) and bool(pd.isna(value)))
+
+
 def _show(value: Any) -> str:
-    return "?" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+    return "?" if _missing(value) else str(value)
