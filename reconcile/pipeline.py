@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,13 +20,12 @@ from reconcile.model import (
     QUARANTINE_COLUMNS,
     QUARANTINE_OUTPUT_NAMES,
     RUN_QUARANTINE_COLUMNS,
-    CheckResult,
 )
 from reconcile.output import RunFolder, run_lock
 from reconcile.repair import build_repair_scripts
 from reconcile.result import RunResult, SourceInfo
-from reconcile.sources.backend import load_backend
-from reconcile.sources.exports import iter_export_files, load_exports
+from reconcile.sources.backend import BackendLoad, load_backend
+from reconcile.sources.exports import ExportsLoad, iter_export_files, load_exports
 
 log = logging.getLogger(__name__)
 
@@ -55,67 +56,60 @@ def run_job(
     clock = now or started
     out = Path(out).absolute()
     out.mkdir(parents=True, exist_ok=True)
+    stage = _Stages()
     with run_lock(out):
         run_id = new_run_id(started)
-        backend = load_backend(database_url, config.schema, config.table)
-        local = load_exports(exports, now=clock)
-        log.info(
-            "validating %d backend rows, %d local records", len(backend.frame), len(local.records)
-        )
-        backend_gate = schemas.validate_backend(backend.frame, now=clock, config=config)
-        local_gate = schemas.validate_local(local.records, now=clock, config=config)
-        valid_local = local.records[local_gate.valid]
-        quarantine = _quarantine(local.quarantine, local.records, local_gate)
-        diff = build_diff(
-            backend.frame,
-            backend_gate.valid,
-            _reasons(backend_gate.failures),
-            merge_local(valid_local),
-            quarantine,
-            local.foreign,
-        )
+        with stage("load_backend"):
+            backend = load_backend(database_url, config.schema, config.table)
+        with stage("load_exports"):
+            local = load_exports(exports, now=clock)
+        with stage("validate_records"):
+            backend_gate = schemas.validate_backend(backend.frame, now=clock, config=config)
+            local_gate = schemas.validate_local(local.records, now=clock, config=config)
+            valid_local = local.records[local_gate.valid]
+            quarantine = _quarantine(local.quarantine, local.records, local_gate)
+        with stage("compare"):
+            diff = build_diff(
+                backend.frame,
+                backend_gate.valid,
+                _reasons(backend_gate.failures),
+                merge_local(valid_local),
+                quarantine,
+                local.foreign,
+            )
         past = history.load_history(out)
         with RunFolder(out, run_id) as folder:
-            outcome = expectations.run_checks(
-                backend.frame,
-                valid_local,
-                config=config,
-                history=past,
-                now=clock,
-                docs_dir=folder.path / "data-docs",
-            )
-            checks: list[CheckResult] = [
-                *outcome.checks,
-                *history.regression_checks(past, backend.frame),
-            ]
-            scripts = build_repair_scripts(
-                diff, run_id=run_id, schema=config.schema, table=config.table
-            )
+            with stage("checks"):
+                outcome = expectations.run_checks(
+                    backend.frame,
+                    valid_local,
+                    config=config,
+                    history=past,
+                    now=clock,
+                    docs_dir=folder.path / "data-docs",
+                )
+                checks = (*outcome.checks, *history.regression_checks(past, backend.frame))
+            with stage("repair_sql"):
+                scripts = build_repair_scripts(
+                    diff, run_id=run_id, schema=config.schema, table=config.table
+                )
             result = RunResult(
                 run_id=run_id,
                 started_at=started,
                 finished_at=datetime.now(UTC),
-                source=SourceInfo(
-                    database=redact(database_url),
-                    table=backend.table,
-                    exports=tuple(str(p) for p in exports),
-                    files=local.stats.files,
-                    exports_read=local.stats.exports,
-                    ignored_keys=local.stats.ignored_keys,
-                    foreign_records=local.stats.foreign_records,
-                    local_records=local.stats.progress_records,
-                    backend_rows=len(backend.frame),
-                ),
+                source=_source_info(database_url, exports, backend, local),
                 diff=diff,
                 quarantine=quarantine,
                 totals=user_totals(diff),
-                checks=tuple(checks),
-                actions=scripts.counts,
+                checks=checks,
                 run_dir=out / run_id,
+                actions=scripts.counts,
                 history_note=_history_note(past),
                 docs_index=outcome.docs_index,
+                timings=stage.seconds,
             )
-            folder.write(result, scripts)
+            with stage("write"):
+                folder.write(result, scripts)
         history.record_night(
             out,
             run_id,
@@ -126,6 +120,36 @@ def run_job(
         )
     log.info("run %s written to %s", run_id, result.run_dir)
     return result
+
+
+class _Stages:
+    """Times each stage of a run, for the log (``-v``) and ``summary.json``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        begin = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - begin, 3)
+        log.info("%s took %.2f s", name, self.seconds[name])
+
+
+def _source_info(
+    database_url: str, exports: Sequence[Path], backend: BackendLoad, local: ExportsLoad
+) -> SourceInfo:
+    return SourceInfo(
+        database=redact(database_url),
+        table=backend.table,
+        exports=tuple(str(p) for p in exports),
+        files=local.stats.files,
+        exports_read=local.stats.exports,
+        ignored_keys=local.stats.ignored_keys,
+        foreign_records=local.stats.foreign_records,
+        local_records=local.stats.progress_records,
+        backend_rows=len(backend.frame),
+    )
 
 
 def _quarantine(

@@ -45,6 +45,8 @@ class RunResult:
     actions: dict[str, int] = field(default_factory=dict)
     history_note: str = ""
     docs_index: Path | None = None
+    #: Seconds per stage of the run (load, validate, compare, checks, ...).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -100,6 +102,7 @@ class RunResult:
                 "foreign_records": self.source.foreign_records,
             },
             "history": self.history_note,
+            "timings_seconds": dict(self.timings),
         }
 
 
