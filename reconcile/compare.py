@@ -21,6 +21,7 @@ from reconcile.model import (
     KEY,
     PERCENT_DECIMALS,
     PROGRESS_FIELDS,
+    TIMESTAMP_COLUMNS,
     Status,
 )
 
@@ -35,9 +36,11 @@ def completion(chapters: int, total: int) -> float:
     """SPEC 3: ``min(100, round(100 * chapters / total, 2))``; 0 when total is not positive."""
     if total <= 0:
         return 0.0
-    # Decimal, half away from zero: exactly what PostgreSQL's round(numeric, 2) gives.
+    if chapters >= 0:  # integer arithmetic, half up: PostgreSQL's round(numeric, 2)
+        cents = (20000 * chapters + total) // (2 * total)
+        return min(100.0, cents / 100)
     exact = Decimal(100 * chapters) / Decimal(total)
-    return min(100.0, float(exact.quantize(_CENT, rounding=ROUND_HALF_UP)))
+    return float(exact.quantize(_CENT, rounding=ROUND_HALF_UP))
 
 
 def merge_local(records: pd.DataFrame) -> pd.DataFrame:
@@ -57,11 +60,21 @@ def merge_local(records: pd.DataFrame) -> pd.DataFrame:
     single = work[~dup].copy()
     single["local_records"] = 1
     single["total_conflict"] = False
-    merged_rows = [
-        _merge_group(group) for _, group in work[dup].groupby(list(KEY), sort=False, dropna=False)
-    ]
-    multi = pd.DataFrame(merged_rows, columns=columns) if merged_rows else None
-    out = single if multi is None else pd.concat([single, multi], ignore_index=True)
+    many = work[dup]
+    if many.empty:
+        out = single
+    else:
+        cols = {c: many[c].tolist() for c in many.columns}
+        groups: dict[Key, list[int]] = {}
+        for i, key in enumerate(zip(cols["user_id"], cols["tutorial_id"], strict=True)):
+            groups.setdefault(key, []).append(i)
+        merged = [_merge_rows(key, rows, cols) for key, rows in groups.items()]
+        multi = pd.DataFrame(merged, columns=columns)
+        for column in ("chapters_completed", "total_chapters", "total_watch_time"):
+            multi[column] = multi[column].astype("Int64")
+        for column in TIMESTAMP_COLUMNS:
+            multi[column] = pd.to_datetime(multi[column], utc=True).astype(single[column].dtype)
+        out = pd.concat([single, multi], ignore_index=True)
     out["completion_percentage"] = [
         completion(int(c), int(t)) if _present(t) and _present(c) else math.nan
         for c, t in zip(out["chapters_completed"], out["total_chapters"], strict=True)
@@ -69,38 +82,44 @@ def merge_local(records: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)[columns]
 
 
-def _merge_group(group: pd.DataFrame) -> dict[str, Any]:
-    lists = [c for c in group["completed_chapters"] if c is not None]
+def _merge_rows(key: Key, rows: list[int], cols: dict[str, list[Any]]) -> dict[str, Any]:
+    """SPEC 3's join of several records of one key (``cols`` holds the column lists)."""
+    chapters = [cols["completed_chapters"][i] for i in rows]
+    lists = [c for c in chapters if c is not None]
     union = tuple(sorted(set().union(*lists))) if lists else None
     counts_without_list = [
-        int(n)
-        for c, n in zip(group["completed_chapters"], group["chapters_completed"], strict=True)
-        if c is None and _present(n)
+        int(cols["chapters_completed"][i])
+        for i, c in zip(rows, chapters, strict=True)
+        if c is None and _present(cols["chapters_completed"][i])
     ]
-    count = max([len(union) if union is not None else 0, *counts_without_list])
-    totals = {int(t) for t in group["total_chapters"] if _present(t)}
+    totals = {int(t) for i in rows if _present(t := cols["total_chapters"][i])}
     quizzes: dict[str, float] = {}
-    for scores in group["quiz_scores"]:
-        for quiz, score in scores.items():
+    for i in rows:
+        for quiz, score in cols["quiz_scores"][i].items():
             if quiz not in quizzes or score > quizzes[quiz]:
                 quizzes[quiz] = score
-    first = group.iloc[0]
+    watch = [int(w) for i in rows if _present(w := cols["total_watch_time"][i])]
     return {
-        "user_id": first["user_id"],
-        "tutorial_id": first["tutorial_id"],
+        "user_id": key[0],
+        "tutorial_id": key[1],
         "completed_chapters": union,
-        "chapters_completed": count,
-        "total_chapters": max(totals) if totals else pd.NA,
+        "chapters_completed": max([len(union) if union is not None else 0, *counts_without_list]),
+        "total_chapters": max(totals) if totals else None,
         "completion_percentage": math.nan,
         "quiz_scores": quizzes,
-        "total_watch_time": group["total_watch_time"].max(),
-        "certificate_earned": bool(group["certificate_earned"].any()),
-        "started_at": group["started_at"].min(),
-        "completed_at": group["completed_at"].min(),
-        "last_accessed_at": group["last_accessed_at"].max(),
-        "local_records": len(group),
+        "total_watch_time": max(watch) if watch else None,
+        "certificate_earned": any(bool(cols["certificate_earned"][i]) for i in rows),
+        "started_at": _pick(min, cols["started_at"], rows),
+        "completed_at": _pick(min, cols["completed_at"], rows),
+        "last_accessed_at": _pick(max, cols["last_accessed_at"], rows),
+        "local_records": len(rows),
         "total_conflict": len(totals) > 1,
     }
+
+
+def _pick(choose: Any, values: list[Any], rows: list[int]) -> Any:
+    known = [values[i] for i in rows if _present(values[i]) and values[i] is not pd.NaT]
+    return choose(known) if known else pd.NaT
 
 
 def _present(value: object) -> bool:
@@ -246,7 +265,7 @@ def build_diff(
         keys[name] = keys[name].fillna(0).astype("int64")
     keys["total_conflict"] = keys["total_conflict"].fillna(False).astype(bool)
 
-    verdicts = [_status_of(row) for row in keys.to_dict("records")]
+    verdicts = _verdicts(keys)
     keys["status"] = [v.status.value for v in verdicts]
     keys["reason"] = [v.reason for v in verdicts]
     keys["differences"] = [v.differences for v in verdicts]
@@ -258,29 +277,58 @@ def build_diff(
     return keys.sort_values(list(KEY), kind="stable").reset_index(drop=True)[list(DIFF_COLUMNS)]
 
 
-def _status_of(row: dict[str, Any]) -> Verdict:
-    has_backend = _present(row["backend_id"]) or _present(row["backend_total_chapters"])
-    own_valid, own_bad = row["local_records"], row["quarantined_records"]
-    if row["foreign_records"] and not own_valid and not own_bad:
-        return Verdict(
-            Status.FOREIGN_USER, "local records only from another user's export (set aside)", ""
-        )
-    if own_bad and not own_valid:
-        return Verdict(Status.INVALID_LOCAL, "every local record was quarantined", "")
-    if has_backend and not row["_valid"]:
-        return Verdict(Status.INVALID_BACKEND, row["_why"] or "backend row failed validation", "")
-    if own_valid and row["total_conflict"]:
-        reason = "local records disagree on total_chapters"
-        return Verdict(Status.CONFLICT, reason, reason)
-    if not own_valid:
-        return Verdict(Status.BACKEND_ONLY, "no local record", "")
-    local = {f: row[f"local_{f}"] for f in PROGRESS_FIELDS}
-    if not has_backend:
-        return Verdict(
-            Status.MISSING_IN_BACKEND, "local progress with no backend row", _describe(local)
-        )
-    backend = {f: row[f"backend_{f}"] for f in PROGRESS_FIELDS}
-    return compare_progress(local, backend)
+_FOREIGN = Verdict(
+    Status.FOREIGN_USER, "local records only from another user's export (set aside)", ""
+)
+_INVALID_LOCAL = Verdict(Status.INVALID_LOCAL, "every local record was quarantined", "")
+_LOCAL_TOTALS = Verdict(
+    Status.CONFLICT,
+    "local records disagree on total_chapters",
+    "local records disagree on total_chapters",
+)
+_BACKEND_ONLY = Verdict(Status.BACKEND_ONLY, "no local record", "")
+
+
+def _verdicts(keys: pd.DataFrame) -> list[Verdict]:
+    """SPEC 2's precedence, key by key; only keys with data on both sides are compared."""
+    has_backend = (keys["backend_id"].notna() | keys["backend_total_chapters"].notna()).tolist()
+    valid = keys["_valid"].fillna(False).astype(bool).tolist()
+    why = keys["_why"].tolist()
+    own = keys["local_records"].tolist()
+    bad = keys["quarantined_records"].tolist()
+    foreign = keys["foreign_records"].tolist()
+    conflict = keys["total_conflict"].tolist()
+    local = _SideColumns(keys, "local")
+    backend = _SideColumns(keys, "backend")
+    verdicts: list[Verdict] = []
+    for i in range(len(keys)):
+        if foreign[i] and not own[i] and not bad[i]:
+            verdicts.append(_FOREIGN)
+        elif bad[i] and not own[i]:
+            verdicts.append(_INVALID_LOCAL)
+        elif has_backend[i] and not valid[i]:
+            reason = why[i] or "backend row failed validation"
+            verdicts.append(Verdict(Status.INVALID_BACKEND, reason, ""))
+        elif own[i] and conflict[i]:
+            verdicts.append(_LOCAL_TOTALS)
+        elif not own[i]:
+            verdicts.append(_BACKEND_ONLY)
+        elif not has_backend[i]:
+            reason, text = "local progress with no backend row", _describe(local.row(i))
+            verdicts.append(Verdict(Status.MISSING_IN_BACKEND, reason, text))
+        else:
+            verdicts.append(compare_progress(local.row(i), backend.row(i)))
+    return verdicts
+
+
+class _SideColumns:
+    """One side's progress fields as Python lists, read a key at a time."""
+
+    def __init__(self, keys: pd.DataFrame, side: str) -> None:
+        self._columns = {f: keys[f"{side}_{f}"].tolist() for f in PROGRESS_FIELDS}
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {f: values[i] for f, values in self._columns.items()}
 
 
 def _describe(local: dict[str, Any]) -> str:

@@ -224,3 +224,11 @@ def test_user_totals() -> None:
     assert totals.migrated_users == 1  # only b: a has local_ahead, c missing_in_backend
     assert totals.at_risk == 2
     assert totals.migration_success_rate == round(1 / 3, 6)
+
+
+@given(st.integers(-1000, 10**6), st.integers(1, 10**6))
+def test_completion_rounds_half_up_like_postgresql(chapters: int, total: int) -> None:
+    from decimal import ROUND_HALF_UP, Decimal
+
+    exact = (Decimal(100 * chapters) / Decimal(total)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert completion(chapters, total) == min(100.0, float(exact))
