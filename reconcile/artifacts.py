@@ -74,9 +74,9 @@ def load_run(path: str | Path) -> RunArtifacts:
 
 def load_history(out: str | Path) -> pd.DataFrame:
     """One row per recorded night (good or not), oldest first, with counts flattened."""
-    from reconcile.history import HISTORY_DIR, METRICS_FILE
+    from reconcile.history import METRICS_FILE
 
-    path = Path(out) / HISTORY_DIR / METRICS_FILE
+    path = Path(out) / METRICS_FILE
     if not path.exists():
         return pd.DataFrame()
     nights = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

@@ -1,9 +1,9 @@
-"""Night over night: what earlier runs saw, kept beside the runs in ``<out>/history/``.
+"""Night over night: what earlier runs saw, kept in files beside the runs in ``<out>/``.
 
-* ``metrics.jsonl``: one line per run (good or not): volume metrics of the backend,
+* ``history.jsonl``: one line per run (good or not): volume metrics of the backend,
   counts per status, unexpected counts per check, ``migration_success_rate``, ``at_risk``.
   The count anomaly bounds (:func:`count_anomaly_bounds`) come from the *good* nights only.
-* ``snapshot.parquet``: the last *good* night's progress per backend key, for
+* ``history-snapshot.parquet``: the last *good* night's progress per backend key, for
   :func:`regression_checks`. A run whose checks failed never replaces it, so a re-run after
   a fix is compared with the night before the trouble, not with the trouble.
 
@@ -33,9 +33,9 @@ from reconcile.model import KEY, CheckResult
 
 log = logging.getLogger(__name__)
 
-HISTORY_DIR: Final = "history"
-METRICS_FILE: Final = "metrics.jsonl"
-SNAPSHOT_FILE: Final = "snapshot.parquet"
+#: Files beside the run folders in ``<out>/`` (files, so ``<out>``'s folders are all runs).
+METRICS_FILE: Final = "history.jsonl"
+SNAPSHOT_FILE: Final = "history-snapshot.parquet"
 
 #: Volume metrics of the backend that the count anomaly checks bound.
 VOLUME_METRICS: Final[tuple[str, ...]] = ("backend_rows", "distinct_users", "new_rows_per_day")
@@ -74,7 +74,7 @@ _SNAPSHOT_SCHEMA: Final = pa.schema(
 
 @dataclass(frozen=True, eq=False)
 class History:
-    """What earlier runs left in ``<out>/history/``.
+    """What earlier runs left in ``<out>/history.jsonl`` and ``history-snapshot.parquet``.
 
     ``nights`` holds one dict per recorded run, oldest first (see :func:`record_night`);
     ``snapshot`` the last good night's :func:`progress_digest` (one row per key), or None
@@ -103,12 +103,12 @@ class History:
 
 
 def load_history(out_dir: Path) -> History:
-    """Read ``<out_dir>/history/``; a missing folder is an empty history.
+    """Read the history files in ``out_dir``; none there is an empty history.
 
     A damaged line of ``metrics.jsonl`` is skipped and a damaged snapshot ignored, each
     with a warning: yesterday's bookkeeping never stops tonight's run.
     """
-    folder = Path(out_dir) / HISTORY_DIR
+    folder = Path(out_dir)
     nights: list[dict[str, Any]] = []
     warnings: list[str] = []
     metrics = folder / METRICS_FILE
@@ -157,7 +157,7 @@ def record_night(
     the backend's volume metrics are computed here from ``backend`` (``now`` should be the
     run's clock, as given to the checks; default: the current time).
     """
-    folder = Path(out_dir) / HISTORY_DIR
+    folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     now = now or datetime.now(UTC)
     night = {

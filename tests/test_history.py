@@ -131,7 +131,7 @@ def test_two_nights_then_a_rerun_against_the_last_good_night(
     ]
     assert history.nights[1]["backend_rows"] == 40
     assert history.nights[1]["checks"][VANISHED_CHECK] == 10
-    assert not [p for p in (out / "history").iterdir() if p.name.startswith(".")]  # no temp
+    assert not list(out.glob(".*.tmp"))  # no temporary file left
 
 
 # ---------------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def test_snapshot_is_compact_and_exact(tmp_path: Path) -> None:
         record("d", completed_chapters=odd, chapters_completed=len(odd)),
     ]
     history = snapshot_of(records, tmp_path)
-    table = pq.read_table(tmp_path / "history" / "snapshot.parquet")
+    table = pq.read_table(tmp_path / "history-snapshot.parquet")
     assert table.column_names == [
         "user_id",
         "tutorial_id",
@@ -303,17 +303,17 @@ def test_damaged_history_is_skipped_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     record_night(tmp_path, "r1", {}, backend_frame(clean_records()), good=True, now=NOW)
-    folder = tmp_path / "history"
-    with (folder / "metrics.jsonl").open("a", encoding="utf-8") as handle:
+    folder = tmp_path
+    with (folder / "history.jsonl").open("a", encoding="utf-8") as handle:
         handle.write('{"run_id": "half-writ')
-    (folder / "snapshot.parquet").write_bytes(b"not parquet")
+    (folder / "history-snapshot.parquet").write_bytes(b"not parquet")
     history = load_history(tmp_path)
     assert [n["run_id"] for n in history.nights] == ["r1"]
     assert history.snapshot is None and len(history.warnings) == 2
     assert "unreadable" in caplog.text
 
     record_night(tmp_path, "r2", {}, backend_frame(clean_records()), good=False, now=NOW)
-    lines = (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (folder / "history.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(lines[-1])["run_id"] == "r2"
 
 
@@ -333,4 +333,4 @@ def test_metrics_keep_what_the_pipeline_passes(tmp_path: Path) -> None:
     assert saved["checks"] == {"x.y": 7}
     assert (saved["backend_rows"], saved["distinct_users"], saved["new_rows_per_day"]) == (5, 3, 1)
     assert saved["good"] is False
-    assert not (tmp_path / "history" / "snapshot.parquet").exists()
+    assert not (tmp_path / "history-snapshot.parquet").exists()
