@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from reconcile.model import AT_RISK, Status
+from reconcile.model import AT_RISK, PROGRESS_COLUMNS, Status
 
 Key = tuple[str, str]
 
@@ -33,22 +33,8 @@ FAR_FUTURE = datetime(2099, 1, 1, 12, 0, tzinfo=UTC)
 #: Share of users with local data whose migration lost nothing (the guide's bar is 90%).
 TARGET_MIGRATION_RATE = 0.88
 
-BACKEND_COLUMNS: tuple[str, ...] = (
-    "user_id",
-    "tutorial_id",
-    "completed_chapters",
-    "chapters_completed",
-    "total_chapters",
-    "completion_percentage",
-    "quiz_scores",
-    "total_watch_time",
-    "certificate_earned",
-    "started_at",
-    "completed_at",
-    "last_accessed_at",
-    "created_at",
-    "updated_at",
-)
+#: Columns the demo writes to the table (the SPEC's, but ``id``): one name each, from model.
+BACKEND_COLUMNS: tuple[str, ...] = (*PROGRESS_COLUMNS, "created_at", "updated_at")
 _TIMESTAMPS = ("started_at", "completed_at", "last_accessed_at", "created_at", "updated_at")
 
 USER_AGENTS: tuple[str, ...] = (
