@@ -90,6 +90,7 @@ def test_exit_code_1_when_actionable_and_0_when_clean(
         "run", "--database-url", url, "--exports", str(exports), "--out", str(tmp_path / "o")
     )
     assert done.returncode == 1, done.stderr
+    assert done.stderr == ""  # quiet for cron: stdout has the run folder, stderr nothing
     run_dir = Path(done.stdout.strip())
     assert (run_dir / "summary.json").is_file()
 
