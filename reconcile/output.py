@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from reconcile.errors import LockError
+from reconcile.errors import ConfigError, LockError
 from reconcile.model import (
     DIFF,
     PROGRESS_FIELDS,
@@ -43,7 +43,10 @@ LOCK_NAME = ".reconcile.lock"
 @contextlib.contextmanager
 def run_lock(out: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``out`` so two runs never write the same history."""
-    handle = (out / LOCK_NAME).open("a+")
+    try:
+        handle = (out / LOCK_NAME).open("a+")
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot write in {out}: {exc.strerror}") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

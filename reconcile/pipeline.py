@@ -16,6 +16,7 @@ from reconcile import expectations, history, schemas
 from reconcile.compare import build_diff, merge_local, user_totals
 from reconcile.config import Config
 from reconcile.db import parse_url, redact
+from reconcile.errors import ConfigError
 from reconcile.model import (
     QUARANTINE_COLUMNS,
     QUARANTINE_OUTPUT_NAMES,
@@ -55,7 +56,10 @@ def run_job(
     started = datetime.now(UTC)
     clock = now or started
     out = Path(out).absolute()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot create {out}: {exc.strerror}") from None
     stage = _Stages()
     with run_lock(out):
         run_id = new_run_id(started)

@@ -216,3 +216,41 @@ def test_range_anomalies_do_not_spoil_the_night_for_history(
     past = load_history(out)
     assert [n["run_id"] for n in past.good_nights] == [first.run_id]  # ... yet it is a baseline
     assert past.snapshot_run_id == first.run_id
+
+
+def test_an_unusable_out_folder_is_exit_2(tmp_path: Path) -> None:
+    exports = small_fixture.write_exports(tmp_path / "exports")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = cli(
+        "run",
+        "--database-url",
+        "postgresql://u@127.0.0.1:1/db",
+        "--exports",
+        str(exports),
+        "--out",
+        str(blocker / "out"),
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("reconcile: error: --out") and done.stderr.count("\n") == 1
+
+
+def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    exports = small_fixture.write_exports(tmp_path / "exports")
+    out = tmp_path / "out"
+    out.mkdir()
+    with (out / ".reconcile.lock").open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = cli(
+            "run",
+            "--database-url",
+            "postgresql://u@127.0.0.1:1/db",
+            "--exports",
+            str(exports),
+            "--out",
+            str(out),
+        )
+    assert done.returncode == 2
+    assert "another reconcile run" in done.stderr
