@@ -10,9 +10,12 @@ from __future__ import annotations
 import math
 import re
 import reprlib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import compress
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -23,6 +26,7 @@ INT32_MAX = 2**31 - 1
 #: Bounds of ``datetime64[ns]`` (NaT is the int64 minimum).
 NS_MIN: int = pd.Timestamp.min.value
 NS_MAX: int = pd.Timestamp.max.value
+NAT = np.iinfo(np.int64).min
 #: Levels of JSON string encoding unwrapped in a value (1 = ``JSON.stringify`` once).
 MAX_ENCODING_LEVELS = 3
 
@@ -32,6 +36,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
 _REAL = (int, float)
+_FLOAT_EXACT = 2**53  # integers below this in magnitude are exact as floats
+_MINUS_FLOAT_EXACT = -(2**53)
+_FULL_PATH = object()  # "not the common case": the caller takes the full path
+_isfinite = math.isfinite
+_fromisoformat = datetime.fromisoformat
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxother = 3, 80
 
@@ -224,6 +233,214 @@ def _percentage(value: object, chapters: int, total: int) -> float:
     if total == 0:
         return 0.0
     return min(100.0, round(100 * chapters / total, PERCENT_DECIMALS))
+
+
+def decode_common(raw: object) -> dict[str, Any] | None:
+    """The common case of :func:`decode_value`: an object JSON-encoded once; else None.
+
+    Also None when the text could hold a NUL character: JSON writes one only as
+    ``\\u0000``, so every string in an object decoded here is free of them, and
+    :func:`common_progress` need not look string by string.
+    """
+    if type(raw) is not str or "\\u0000" in raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if type(value) is dict else None
+
+
+def common_progress(value: dict[str, Any]) -> tuple[Any, ...] | None:
+    """:func:`coerce_progress` of a well-typed value as a plain tuple, else None.
+
+    The fast path for the common case (native JSON types, nothing to coerce) of a value
+    from :func:`decode_common` (so no NUL character in its strings): a million records a
+    night come through here. Anything else returns None, and the caller takes
+    :func:`coerce_progress`, which alone words reasons. Timestamp texts are left as they
+    are, for :func:`epoch_ns_column` to parse in bulk; with them parsed by
+    :func:`to_epoch_ns`, the tuple equals ``tuple(coerce_progress(value))``, value for
+    value and type for type, and where one fails ``coerce_progress`` raises that error.
+    """
+    get = value.get
+    total = get("totalChapters")
+    if type(total) is not int or not INT32_MIN <= total <= INT32_MAX:
+        return None
+    chapters = get("completedChapters")
+    if chapters is None:
+        chapter_ids = None
+    elif type(chapters) is list:
+        try:
+            chapter_ids = tuple(sorted({*chapters}))
+        except TypeError:  # unhashable ids, or ids of types that do not compare
+            return None
+        if chapter_ids and type(chapter_ids[0]) is not str:  # str never compares with others
+            return None
+    else:
+        return None
+    count = get("chaptersCompleted")
+    if count is None:
+        count = len(chapter_ids) if chapter_ids is not None else 0
+    elif type(count) is not int or not INT32_MIN <= count <= INT32_MAX:
+        return None
+    if chapter_ids == () and count > 0:
+        chapter_ids = None
+    percentage = get("completionPercentage")
+    if type(percentage) is int and _MINUS_FLOAT_EXACT < percentage < _FLOAT_EXACT:
+        percentage = float(percentage)
+    elif percentage is None:
+        percentage = _percentage(None, count, total)
+    elif type(percentage) is not float or not _isfinite(percentage):
+        return None
+    quiz = get("quizScores")
+    scores: dict[str, float] = {}
+    if type(quiz) is dict:
+        for quiz_id, score in quiz.items():
+            if type(score) is int and _MINUS_FLOAT_EXACT < score < _FLOAT_EXACT:
+                score = float(score)
+            elif type(score) is not float or not _isfinite(score):
+                return None
+            scores[quiz_id] = score
+    elif quiz is not None:
+        return None
+    watch = get("totalWatchTime")
+    if watch is None:
+        watch = 0
+    elif type(watch) is not int or not INT32_MIN <= watch <= INT32_MAX:
+        return None
+    certificate = get("certificateEarned")
+    if certificate is None:
+        certificate = False
+    elif type(certificate) is not bool:
+        return None
+    started, completed, accessed = get("startedAt"), get("completedAt"), get("lastAccessedAt")
+    if not (
+        (started is None or type(started) is str)
+        and (completed is None or type(completed) is str)
+        and (accessed is None or type(accessed) is str)
+    ):  # epoch milliseconds, or no timestamp at all
+        started, completed, accessed = stamps = tuple(
+            map(_epoch_ms_ns, (started, completed, accessed))
+        )
+        if _FULL_PATH in stamps:
+            return None
+    return (
+        chapter_ids,
+        count,
+        total,
+        percentage,
+        scores,
+        watch,
+        certificate,
+        started,
+        completed,
+        accessed,
+    )
+
+
+def _epoch_ms_ns(value: object) -> object:
+    """Integer epoch ms as ns (as :func:`to_epoch_ns`), text and None as they are."""
+    if value is None or type(value) is str:
+        return value
+    if type(value) is int and NS_MIN <= value * 1_000_000 <= NS_MAX:
+        return value * 1_000_000
+    return _FULL_PATH
+
+
+# --------------------------------------------------------------------------- timestamps in bulk
+
+#: The two forms of ``Date.prototype.toJSON()`` (``d`` a digit), parsed in bulk.
+_JSON_DATE_FORMS = ("dddd-dd-ddTdd:dd:ddZ", "dddd-dd-ddTdd:dd:dd.dddZ")
+#: Seconds from the epoch safely inside the ``datetime64[ns]`` range (1678-2261).
+_SAFE_SECONDS = 9_200_000_000
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+_KIND = {type(None): 0, int: 1, str: 2}  # what a timestamp column holds
+
+
+def epoch_ns_column(values: Sequence[object]) -> tuple[np.ndarray, list[int]]:
+    """A timestamp column from :func:`common_progress`: epoch ns, and the rejected positions.
+
+    ``values`` hold None, epoch ns and timestamp text. The result is int64 epoch ns, the
+    int64 minimum (NaT) for None, and the positions of texts :func:`to_epoch_ns` rejects.
+    Texts in the forms browsers write are parsed together; any other text goes through
+    :func:`to_epoch_ns` itself, so the result is the same as calling it on each text.
+    """
+    size = len(values)
+    kinds = np.fromiter(map(_KIND.__getitem__, map(type, values)), dtype=np.int8, count=size)
+    out = np.full(size, NAT, dtype=np.int64)
+    is_number, is_text = kinds == _KIND[int], kinds == _KIND[str]
+    out[is_number] = np.fromiter(compress(values, is_number.tolist()), dtype=np.int64)
+    positions = np.flatnonzero(is_text)
+    texts: list[str] = list(compress(values, is_text.tolist()))  # type: ignore[arg-type]
+    parsed = _json_dates_ns(texts)
+    failed: list[int] = []
+    for index in np.flatnonzero(parsed == NAT).tolist():  # other forms: one by one
+        try:
+            parsed[index] = to_epoch_ns("timestamp", texts[index])
+        except FieldError:
+            failed.append(int(positions[index]))
+    out[positions] = parsed
+    return out, failed
+
+
+def _json_dates_ns(texts: list[str]) -> np.ndarray:
+    """Epoch ns of texts in :data:`_JSON_DATE_FORMS` (as ``fromisoformat``), NaT for others.
+
+    Each character is checked against its form, and each field against its range
+    (days against their month), so a text is parsed here only where ``fromisoformat``
+    gives the same instant; anything else, NaT, is left to :func:`to_epoch_ns`.
+    """
+    size = len(texts)
+    out = np.full(size, NAT, dtype=np.int64)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=size)
+    for form in _JSON_DATE_FORMS:
+        rows = np.flatnonzero(lengths == len(form))
+        if not rows.size:
+            continue
+        chosen = texts if rows.size == size else list(map(texts.__getitem__, rows.tolist()))
+        # One byte a character: anything not ASCII becomes "?", which no form accepts.
+        data = "".join(chosen).encode("ascii", "replace")
+        ns, ok = _form_ns(np.frombuffer(data, dtype=np.uint8).reshape(-1, len(form)), form)
+        out[rows[ok]] = ns[ok]
+    return out
+
+
+def _form_ns(chars: np.ndarray, form: str) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch ns of rows of ASCII codes in ``form``, and which rows are valid instants."""
+    digit = np.array([c == "d" for c in form])
+    literal = np.frombuffer(form.encode("ascii"), dtype=np.uint8)[~digit]
+    ok = ((chars[:, digit] - ord("0")) <= 9).all(axis=1)  # uint8: below "0" wraps round
+    ok &= (chars[:, ~digit] == literal).all(axis=1)
+    year, month, day = _number(chars, 0, 4), _number(chars, 5, 7), _number(chars, 8, 10)
+    hour, minute, second = _number(chars, 11, 13), _number(chars, 14, 16), _number(chars, 17, 19)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = _MONTH_DAYS[np.clip(month, 1, 12)] + ((month == 2) & leap)
+    ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
+    ok &= (hour <= 23) & (minute <= 59) & (second <= 59)
+    seconds = _days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second
+    ok &= (seconds > -_SAFE_SECONDS) & (seconds < _SAFE_SECONDS)
+    ns = seconds * 1_000_000_000
+    if len(form) > 20:
+        ns += _number(chars, 20, 23) * 1_000_000
+    return ns, ok
+
+
+def _number(chars: np.ndarray, start: int, end: int) -> np.ndarray:
+    """The decimal number in columns ``start:end`` of rows of ASCII digits."""
+    number = chars[:, start].astype(np.int64) - ord("0")
+    for column in range(start + 1, end):
+        number = number * 10 + (chars[:, column] - ord("0"))
+    return number
+
+
+def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's ``days_from_civil``)."""
+    year = year - (month <= 2)
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146_097 + day_of_era - 719_468
 
 
 def coerce_progress(value: dict[str, Any]) -> Progress:
