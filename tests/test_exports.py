@@ -11,6 +11,7 @@ import gzip
 import json
 import tempfile
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,17 @@ from hypothesis import strategies as st
 
 from reconcile.errors import ConfigError
 from reconcile.model import LOCAL_EXTRA_COLUMNS, PROGRESS_COLUMNS, QUARANTINE_COLUMNS
-from reconcile.sources import _readers
-from reconcile.sources._coerce import Progress
+from reconcile.sources import _readers, exports
+from reconcile.sources._coerce import (
+    NAT,
+    FieldError,
+    Progress,
+    coerce_progress,
+    common_progress,
+    decode_common,
+    epoch_ns_column,
+    to_epoch_ns,
+)
 from reconcile.sources.exports import (
     FOREIGN_COLUMNS,
     ExportsLoad,
@@ -1017,3 +1027,226 @@ def test_fuzz_any_field_value_is_kept_or_quarantined_with_a_named_reason(
     if len(rejected):
         reason = rejected["reason"].iloc[0]
         assert reason.startswith(field), reason
+
+
+# --------------------------------------------------------------------------- fast paths
+# The loader types the common, well-typed record on a fast path and parses timestamp texts
+# in bulk, a chunk of records at a time. None of it may change a result: these tests hold
+# each against the per-record path (coerce_progress, to_epoch_ns) it stands in for, and
+# the whole load against itself read in one chunk.
+
+STAMP_FIELDS = ("startedAt", "completedAt", "lastAccessedAt")
+DATES = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31))
+STAMP_TEXTS = st.one_of(
+    DATES.map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"),
+    DATES.map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    DATES.map(lambda d: d.replace(tzinfo=UTC).isoformat()),
+    st.from_regex(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3})?Z", fullmatch=True
+    ),
+    st.from_regex(r"[0-9 .:TZz+-]{18,26}", fullmatch=True),
+    st.integers(-(2**63), 2**63).map(str),
+    TEXT,
+)
+STAMPS = st.none() | st.integers(-(10**14), 10**14) | STAMP_TEXTS
+INT32ISH = st.integers(-(2**31) - 2, 2**31 + 1)
+#: Each field well typed, if not always in range: what the fast path must type exactly.
+TYPED_FIELDS = {
+    "totalChapters": INT32ISH,
+    "completedChapters": st.none() | st.lists(TEXT | st.integers(), max_size=6),
+    "chaptersCompleted": st.none() | INT32ISH,
+    "completionPercentage": st.none() | st.integers() | st.floats(allow_nan=False),
+    "quizScores": st.none()
+    | st.dictionaries(TEXT, st.integers(-(2**60), 2**60) | st.floats(allow_nan=False), max_size=3),
+    "totalWatchTime": st.none() | INT32ISH,
+    "certificateEarned": st.none() | st.booleans(),
+    **dict.fromkeys(STAMP_FIELDS, STAMPS),
+}
+#: At most one field of any JSON value: what the fast path must leave to the full path.
+ODD_FIELD = st.none() | st.tuples(st.sampled_from(FIELDS[2:]), JSON_VALUES)
+
+
+def full_path(text: str) -> tuple[Any, ...] | str:
+    """What the per-record path makes of a value: its typed fields, or the reason."""
+    try:
+        return tuple(coerce_progress(orjson.loads(text)))
+    except FieldError as exc:
+        return str(exc)
+
+
+def fast_path(text: str) -> tuple[Any, ...] | str | None:
+    """The same through decode_common, common_progress and to_epoch_ns; None: not taken."""
+    value = decode_common(text)
+    typed = None if value is None else common_progress(value)
+    if typed is None:
+        return None
+    pairs = zip(STAMP_FIELDS, typed[7:], strict=True)
+    try:
+        stamps = [to_epoch_ns(f, v) if isinstance(v, str) else v for f, v in pairs]
+    except FieldError as exc:
+        return str(exc)
+    return (*typed[:7], *stamps)
+
+
+def typed_shape(typed: tuple[Any, ...] | str) -> Any:
+    """Values with their types, dict values included, so that 1 and 1.0 differ."""
+    if isinstance(typed, str):
+        return typed
+    return [
+        (v, type(v), [(k, type(x)) for k, x in v.items()] if isinstance(v, dict) else None)
+        for v in typed
+    ]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fields=st.fixed_dictionaries({}, optional=TYPED_FIELDS),
+    odd=ODD_FIELD,
+    nul=st.integers(0, 7).map(lambda n: n == 0),
+)
+def test_fuzz_the_common_path_types_a_value_as_the_full_path(
+    fields: dict[str, Any], odd: tuple[str, Any] | None, nul: bool
+) -> None:
+    value = {**progress(), **fields, **dict([odd] if odd else [])}
+    if nul:
+        value["completedChapters"] = ["ch\x00-1"]
+    text = json.dumps(value)
+    fast = fast_path(text)
+    if fast is not None:
+        assert typed_shape(fast) == typed_shape(full_path(text))
+    else:
+        assert nul or fields or odd  # the typical value does take the fast path
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-02T03:04:05Z",
+        "2026-01-02T03:04:05.678Z",
+        "2024-02-29T23:59:59.999Z",  # a leap day
+        "2023-02-29T00:00:00Z",  # not one
+        "1900-02-29T00:00:00Z",  # nor this
+        "2000-02-29T00:00:00Z",  # but this
+        "2026-04-31T00:00:00Z",
+        "2026-00-10T00:00:00Z",
+        "2026-13-10T00:00:00Z",
+        "2026-01-00T00:00:00Z",
+        "2026-01-02T24:00:00Z",
+        "2026-01-02T23:60:00Z",
+        "2026-01-02T23:59:60Z",  # a leap second: fromisoformat refuses it
+        "0000-01-01T00:00:00Z",
+        "1677-09-21T00:12:43.145Z",  # the first instant datetime64[ns] holds
+        "1677-09-21T00:12:43.144Z",
+        "2262-04-11T23:47:16.854Z",  # the last
+        "2262-04-11T23:47:16.855Z",
+        "9999-12-31T23:59:59.999Z",
+        "2026-01-02t03:04:05Z",
+        "2026-01-02T03:04:05z",
+        "2026-01-02 03:04:05Z",
+        "2026-01-02T03:04:05.6789Z",
+        "2026-01-02T03:04:05.1234567Z",
+        "2026-01-02T03:04:05+01:00",
+        "2026-01-02T03:04:05",
+        "2026-01-02",
+        " 2026-01-02T03:04:05Z",
+        "2026-01-02T03:04:05Z ",
+        "٢٠٢٦-01-02T03:04:05Z",  # Arabic-Indic digits
+        "2026-01-02T03:04:05Ｚ",
+        "2026-01-02T03:04:05\x00",
+        "1768000000000",
+        "-1e20",
+        "",
+    ],
+)
+def test_bulk_timestamps_parse_as_to_epoch_ns(text: str) -> None:
+    assert_bulk_like_to_epoch_ns([text, None, 1_700_000_000_000_000_000])
+
+
+@FUZZ
+@given(values=st.lists(st.none() | st.integers(-(2**62), 2**62) | STAMP_TEXTS, max_size=30))
+def test_fuzz_bulk_timestamps_parse_as_to_epoch_ns(values: list[Any]) -> None:
+    assert_bulk_like_to_epoch_ns(values)
+
+
+def assert_bulk_like_to_epoch_ns(values: list[Any]) -> None:
+    """epoch_ns_column: None as NaT, integers (ns) as they are, texts as to_epoch_ns."""
+    ns, failed = epoch_ns_column(tuple(values))
+    for index, value in enumerate(values):
+        if isinstance(value, str):
+            try:
+                expected: int | str = to_epoch_ns("startedAt", value)  # type: ignore[assignment]
+            except FieldError:
+                expected = "rejected"
+        else:
+            expected = NAT if value is None else value
+        assert ("rejected" if index in failed else int(ns[index])) == expected, value
+
+
+def corpus(folder: Path) -> list[Path]:
+    """Files holding every path a record can take, records and rejects interleaved."""
+
+    def bad_stamp(tutorial: str) -> dict[str, Any]:
+        return progress(tutorial, startedAt="2026-02-30T00:00:00Z")  # the shape, not a day
+
+    busy = {
+        key("a"): progress("a"),
+        key("b"): "{broken",
+        key("c"): bad_stamp("c"),
+        key("d", "u-7"): progress("d", "u-7"),
+        key("e"): progress("e", totalChapters="5", lastAccessedAt="2026-01-05T00:00:00+01:00"),
+        key("f"): progress("f", completedAt="yesterday", startedAt="later"),
+        key("g"): progress("g", completedChapters=[], chaptersCompleted=3),
+        "theme": "dark",
+    }
+    ndjson(
+        folder / "a.ndjson",
+        export(),
+        export(storage=busy),
+        b'{"userId": "u-42", oops',
+        export(storage={key("h"): bad_stamp("h"), key("i"): progress("i")}),
+        export(user="u-9"),
+    )
+    ndjson(folder / "b.ndjson.gz", *(export(user=f"u-{n}") for n in range(5)), export(storage=busy))
+    write(folder / "c.json", json.dumps([export(storage=busy), export(), {"userId": 5}]))
+    write(folder / "d.json", "[" + json.dumps(export(storage=busy)) + ", {oops")
+    write(folder / "e.jsonl", "")
+    ndjson(folder / "f.ndjson", export(storage={key("z"): bad_stamp("z")}), export())
+    return sorted(folder.iterdir())
+
+
+def assert_same_load(one: ExportsLoad, other: ExportsLoad) -> None:
+    assert one.stats == other.stats
+    for name in ("records", "foreign", "quarantine"):
+        pd.testing.assert_frame_equal(getattr(one, name), getattr(other, name))
+
+
+def test_a_bad_timestamp_text_is_quarantined_in_reading_order(tmp_path: Path) -> None:
+    load = load_exports(corpus(tmp_path)[:1])
+    stamp = "startedAt is not an ISO-8601 timestamp or epoch milliseconds: "
+    rows = load.quarantine[["source_line", "storage_key", "reason"]].itertuples(index=False)
+    assert [(n, k, r.split(" (")[0]) for n, k, r in rows] == [
+        (2, key("b"), "value is not valid JSON"),
+        (2, key("c"), stamp + "'2026-02-30T00:00:00Z'"),
+        (2, key("f"), stamp + "'later'"),
+        (3, None, "line is not valid JSON"),
+        (4, key("h"), stamp + "'2026-02-30T00:00:00Z'"),
+    ]
+    assert load.records["tutorial_id"].tolist() == [
+        "intro-to-rag",
+        "a",
+        "e",
+        "g",
+        "i",
+        "intro-to-rag",
+    ]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5])
+def test_chunk_boundaries_do_not_change_the_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    files = corpus(tmp_path)
+    whole = load_exports(files)
+    monkeypatch.setattr(exports._Records, "CHUNK", chunk)
+    assert_same_load(load_exports(files), whole)
+    assert (len(whole.records), len(whole.foreign), len(whole.quarantine)) == (22, 4, 17)

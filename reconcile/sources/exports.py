@@ -160,7 +160,7 @@ class _Collector:
         self.records = _Records()
         self.foreign: list[tuple[Any, ...]] = []
         self.quarantine: list[tuple[Any, ...]] = []
-        #: for each quarantine row, how many records were kept before it
+        #: for each quarantine row, how many own records came before it
         self.quarantine_at: list[int] = []
         self.exports = self.progress = self.ignored = 0
 
@@ -363,10 +363,11 @@ def _rows_frame(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> pd.DataF
 class _Records:
     """The own records, turned into columns a chunk of rows at a time.
 
-    Rows (:data:`RECORD_COLUMNS`) are transposed while their objects are still in the CPU
-    caches, and the timestamp texts :func:`common_progress` leaves are parsed in bulk. A
-    record whose text does not parse is dropped, and its reject queued for the quarantine
-    at the place the per-record path (:func:`_add_record`) would have put it.
+    Rows (:data:`RECORD_COLUMNS`) are transposed and the timestamp texts
+    :func:`common_progress` leaves are parsed in bulk, a chunk at a time, so that the row
+    tuples and texts do not all live at once. A record whose text does not parse is
+    dropped, and its reject queued for the quarantine at the place the per-record path
+    (:func:`_add_record`) would have put it.
     """
 
     CHUNK = 8192
@@ -374,8 +375,9 @@ class _Records:
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []  # the chunk being gathered
         self.done = 0  # rows in earlier chunks
-        self.chunks: list[list[Any]] = [[] for _ in RECORD_COLUMNS]
-        self.dropped: list[int] = []
+        #: an object column's values; any other column's arrays, one a chunk
+        self.columns: list[list[Any]] = [[] for _ in RECORD_COLUMNS]
+        self.dropped: list[int] = []  # rows whose timestamp text does not parse
         self.rejects: list[tuple[int, tuple[Any, ...]]] = []  # (quarantine position, row)
 
     def __len__(self) -> int:
@@ -387,16 +389,16 @@ class _Records:
             return
         values = list(zip(*self.rows, strict=True))
         failed: set[int] = set()
-        for name, chunks, column in zip(RECORD_COLUMNS, self.chunks, values, strict=True):
+        for name, gathered, column in zip(RECORD_COLUMNS, self.columns, values, strict=True):
             kind = _KINDS.get(name, "object")
             if name in TIMESTAMP_COLUMNS:
                 ns, rejected = epoch_ns_column(column)
-                chunks.append(ns)
+                gathered.append(ns)
                 failed.update(rejected)
             elif kind == "object":
-                chunks.extend(column)
+                gathered.extend(column)
             else:
-                chunks.append(_array(column, kind))
+                gathered.append(_array(column, kind))
         for row in sorted(failed):
             record = self.rows[row]
             reason = next(filter(None, (_stamp_problem(f, record) for f in _STAMP_INDEXES)))
@@ -409,12 +411,12 @@ class _Records:
 
     def frame(self) -> pd.DataFrame:
         columns: dict[str, np.ndarray] = {}
-        for name, chunks in zip(RECORD_COLUMNS, self.chunks, strict=True):
+        for name, gathered in zip(RECORD_COLUMNS, self.columns, strict=True):
             kind = _KINDS.get(name, "object")
             if kind == "object":
-                columns[name] = np.fromiter(chunks, dtype=object, count=len(chunks))
+                columns[name] = np.fromiter(gathered, dtype=object, count=len(gathered))
             else:
-                columns[name] = np.concatenate(chunks) if chunks else _array((), kind)
+                columns[name] = np.concatenate(gathered) if gathered else _array((), kind)
         if self.dropped:
             keep = np.ones(self.done, dtype=bool)
             keep[self.dropped] = False
@@ -476,6 +478,7 @@ def _read_all(files: list[Path]) -> _Collector:
         file = str(path)
         for line, export in read_exports(path, _rejecter(out, file)):
             _add_export(out, _Origin(file, line), export)
+    out.records.flush(out.quarantine_at)
     return out
 
 
@@ -488,7 +491,6 @@ def load_exports(paths: Sequence[Path], *, now: datetime | None = None) -> Expor
     files = iter_export_files(paths)
     with _no_cyclic_gc():
         out = _read_all(files)
-        out.records.flush(out.quarantine_at)
         quarantine = _with_rejects(out.quarantine, out.records.rejects)
         frames = (
             out.records.frame(),
