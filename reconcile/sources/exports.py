@@ -401,7 +401,7 @@ class _Records:
                 gathered.append(_array(column, kind))
         for row in sorted(failed):
             record = self.rows[row]
-            reason = next(filter(None, (_stamp_problem(f, record) for f in _STAMP_INDEXES)))
+            reason = _stamp_reason(record)
             file, line, key = record[_FILE_INDEX : _FILE_INDEX + 3]
             at = bisect_right(quarantine_at, self.done + row)  # rejects made before it
             self.rejects.append((at, (file, line, key, record[0], record[1], reason)))
@@ -424,14 +424,15 @@ class _Records:
         return _frame(columns)
 
 
-def _stamp_problem(field: str, record: tuple[Any, ...]) -> str | None:
-    value = record[_STAMP_INDEXES[field]]
-    if type(value) is str:
-        try:
-            to_epoch_ns(field, value)
-        except FieldError as exc:
-            return str(exc)
-    return None
+def _stamp_reason(record: tuple[Any, ...]) -> str:
+    """Why :func:`coerce_progress` rejects a record whose timestamp text does not parse."""
+    for field, index in _STAMP_INDEXES.items():  # in the order coerce_progress reads them
+        if type(record[index]) is str:
+            try:
+                to_epoch_ns(field, record[index])
+            except FieldError as exc:
+                return str(exc)
+    raise AssertionError(f"every timestamp of {record[_FILE_INDEX + 2]!r} parses")
 
 
 def _with_rejects(
