@@ -16,7 +16,7 @@ import time
 
 import pandas as pd
 
-from reconcile.compare import build_diff, completion, merge_local, user_totals
+from reconcile.compare.status import build_diff, completion, merge_local, user_totals
 from reconcile.model import PROGRESS_COLUMNS
 
 CHAPTERS = [f"ch-{i:02d}" for i in range(10)]

@@ -26,11 +26,11 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from reconcile.apply import apply_repair
 from reconcile.config import Config
 from reconcile.db import libpq_url, parse_url
 from reconcile.model import DIFF_COLUMNS, PROGRESS_FIELDS, Action, Status
-from reconcile.repair import build_repair_scripts
+from reconcile.repair.apply import apply_repair
+from reconcile.repair.scripts import build_repair_scripts
 from reconcile.sources.backend import create_table
 
 T0 = pd.Timestamp("2026-01-01T10:00:00Z")
@@ -42,7 +42,7 @@ def server() -> Iterator[str]:
     if url:
         yield url
         return
-    from reconcile.embedded import start_embedded
+    from reconcile.demo.embedded import start_embedded
 
     folder = Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
     folder.chmod(0o755)  # the embedded server may run as another user

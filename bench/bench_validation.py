@@ -83,10 +83,10 @@ def main() -> None:
 
     started = time.perf_counter()
     from reconcile.config import Config
-    from reconcile.expectations import run_checks
-    from reconcile.history import History, load_history, record_night, regression_checks
-    from reconcile.schemas import validate_backend
     from reconcile.sources.backend import empty_backend_frame
+    from reconcile.validate.nights import History, load_history, record_night, regression_checks
+    from reconcile.validate.records import validate_backend
+    from reconcile.validate.suites import run_checks
 
     print(f"import: {time.perf_counter() - started:.2f} s")
     started = time.perf_counter()

@@ -7,7 +7,7 @@ The public API for notebooks and scripts::
     history = reconcile.load_history("reports")
 """
 
-from reconcile.artifacts import RunArtifacts, latest_run, list_runs, load_history, load_run
+from reconcile.outputs.artifacts import RunArtifacts, latest_run, list_runs, load_history, load_run
 
 __all__ = ["RunArtifacts", "latest_run", "list_runs", "load_history", "load_run"]
 __version__ = "0.1.0"

@@ -127,7 +127,7 @@ def demo(workdir: Path, out: Path, users: int, seed: int) -> None:
 
     Exits 0 when the run completed: its findings are the point of a demo.
     """
-    from reconcile.demo import run_demo
+    from reconcile.demo.run import run_demo
 
     result = run_demo(workdir, out, users=users, seed=seed)
     summary = result.summary
@@ -154,8 +154,8 @@ def demo(workdir: Path, out: Path, users: int, seed: int) -> None:
 @_config_option
 def apply(target: Path, database_url: str, dry_run: bool, config_path: Path | None) -> None:
     """Apply a run's repair.sql (TARGET: the run folder or the file) in one transaction."""
-    from reconcile.apply import apply_repair, render_apply_report
     from reconcile.config import load_config
+    from reconcile.repair.apply import apply_repair, render_apply_report
 
     report = apply_repair(database_url, target, dry_run=dry_run, config=load_config(config_path))
     click.echo(render_apply_report(report))

@@ -21,7 +21,7 @@ from typing import Any
 from reconcile.errors import ConfigError
 
 #: The repository's own suites; a config file may point elsewhere.
-DEFAULT_EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
+DEFAULT_EXPECTATIONS_DIR = Path(__file__).resolve().parent / "validate" / "expectations"
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reconcile import expectations, history, schemas
-from reconcile.compare import build_diff, merge_local, user_totals
+from reconcile.compare.status import build_diff, merge_local, user_totals
 from reconcile.config import Config
 from reconcile.db import parse_url, redact
 from reconcile.errors import ConfigError
@@ -22,11 +21,14 @@ from reconcile.model import (
     QUARANTINE_OUTPUT_NAMES,
     RUN_QUARANTINE_COLUMNS,
 )
-from reconcile.output import RunFolder, run_lock
-from reconcile.repair import build_repair_scripts
-from reconcile.result import RunResult, SourceInfo
+from reconcile.outputs.folder import RunFolder, run_lock
+from reconcile.outputs.result import RunResult, SourceInfo
+from reconcile.repair.scripts import build_repair_scripts
 from reconcile.sources.backend import BackendLoad, load_backend
 from reconcile.sources.exports import ExportsLoad, iter_export_files, load_exports
+from reconcile.validate import nights as history
+from reconcile.validate import records as schemas
+from reconcile.validate import suites as expectations
 
 log = logging.getLogger(__name__)
 

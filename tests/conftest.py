@@ -26,7 +26,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    from reconcile.embedded import start_embedded
+    from reconcile.demo.embedded import start_embedded
 
     server = start_embedded(Path(tmp_path_factory.mktemp("pgdata")))
     try:

@@ -2,7 +2,7 @@
 
 Diff frames are built by hand with :func:`diff_row` (every column of ``DIFF_COLUMNS``);
 backend rows are inserted with psycopg parameters. ``psql`` runs the files the way the
-header tells a person to, and :func:`reconcile.apply.apply_repair` runs them the way
+header tells a person to, and :func:`reconcile.repair.apply.apply_repair` runs them the way
 ``reconcile apply`` does.
 """
 
@@ -24,11 +24,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from reconcile.apply import apply_repair
 from reconcile.config import Config
 from reconcile.db import libpq_url
 from reconcile.model import DIFF_COLUMNS, PROGRESS_FIELDS, TIMESTAMP_COLUMNS, Status
-from reconcile.repair import (
+from reconcile.repair.apply import apply_repair
+from reconcile.repair.scripts import (
     RepairScripts,
     backup_table_name,
     build_repair_scripts,

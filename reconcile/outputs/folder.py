@@ -30,9 +30,9 @@ from reconcile.model import (
     ROLLBACK,
     SUMMARY,
 )
-from reconcile.repair import RepairScripts
-from reconcile.report.html import render_report
-from reconcile.result import RunResult
+from reconcile.outputs.report.html import render_report
+from reconcile.outputs.result import RunResult
+from reconcile.repair.scripts import RepairScripts
 
 log = logging.getLogger(__name__)
 

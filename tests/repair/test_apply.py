@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.apply import apply_repair, render_apply_report
 from reconcile.config import Config
 from reconcile.errors import ConfigError, SourceError
 from reconcile.model import AT_RISK
-from tests.test_repair import (
+from reconcile.repair.apply import apply_repair, render_apply_report
+from tests.repair.test_scripts import (
     BACKUP,
     HOSTILE_IDS,
     TABLE,

@@ -8,7 +8,13 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconcile.compare import build_diff, compare_progress, completion, merge_local, user_totals
+from reconcile.compare.status import (
+    build_diff,
+    compare_progress,
+    completion,
+    merge_local,
+    user_totals,
+)
 from reconcile.model import PROGRESS_COLUMNS, Status
 
 NAT = pd.NaT

@@ -13,11 +13,11 @@ reference these derived columns (computed only when referenced):
 * local ``keys_per_user``: distinct tutorials of the record's user.
 
 and these ``$PARAMETER`` names, filled at run time: ``max_watch_time_seconds`` (config)
-and the count anomaly bounds of :func:`reconcile.history.count_anomaly_bounds`.
+and the count anomaly bounds of :func:`reconcile.validate.nights.count_anomaly_bounds`.
 
 Each expectation becomes one :class:`~reconcile.model.CheckResult` named
 ``<suite>.<expectation type>[.<column(s)>]``, or its ``meta.name`` when set. The history
-checks (:func:`reconcile.history.regression_checks`) are separate: the pipeline adds them.
+checks (:func:`reconcile.validate.nights.regression_checks`) are separate: the pipeline adds them.
 
 GX is imported on first use (about 2-6 s), so commands that never check stay quick. Each
 run gets a fresh ephemeral context: creating one takes about 10 ms, and a cached one would
@@ -40,8 +40,13 @@ import pandas as pd
 
 from reconcile.config import Config
 from reconcile.errors import ConfigError
-from reconcile.history import History, count_anomaly_bounds, created_last_day, parameter_names
 from reconcile.model import KEY, CheckResult
+from reconcile.validate.nights import (
+    History,
+    count_anomaly_bounds,
+    created_last_day,
+    parameter_names,
+)
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuiteValidationResult

@@ -8,7 +8,7 @@ is computed in SQL against the row as it is when the repair runs, so the script 
 idempotent and never lowers progress, even on rows changed after the run read them.
 
 The scripts run with ``psql -v ON_ERROR_STOP=1 -f`` (no meta-commands) and through
-:func:`reconcile.apply.apply_repair`, which runs the lines between :data:`BEGIN_LINE` and
+:func:`reconcile.repair.apply.apply_repair`, which runs the lines between :data:`BEGIN_LINE` and
 :data:`COMMIT_LINE` in its own transaction and reads the outcome from the temporary tables
 :data:`INPUT_TABLE` and :data:`RESULT_TABLE`.
 """

@@ -19,7 +19,7 @@ from psycopg import sql
 from reconcile.config import Config
 from reconcile.db import connect, redact
 from reconcile.errors import ConfigError, SourceError
-from reconcile.repair import (
+from reconcile.repair.scripts import (
     BEGIN_LINE,
     COMMIT_LINE,
     INPUT_TABLE,

@@ -8,7 +8,7 @@ fortnight before ``now`` (default 2026-01-20T08:00Z). Most users were migrated i
 kept learning on the backend afterwards (``backend_ahead``), and about one user in eight
 with local data lost something, so the migration success rate lands just under the guide's
 90% bar. This module holds the catalogue, the :class:`Builder` and that background;
-:mod:`reconcile.demo_cases` plants every status and bad input on top of it.
+:mod:`reconcile.demo.cases` plants every status and bad input on top of it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from reconcile.compare import UserTotals, status_counts
+from reconcile.compare.status import UserTotals, status_counts
 from reconcile.errors import ExitCode
 from reconcile.model import ACTIONABLE, CheckResult, Status
 

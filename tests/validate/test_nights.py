@@ -17,8 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from reconcile.db import libpq_url
-from reconcile.expectations import run_checks
-from reconcile.history import (
+from reconcile.model import CheckResult
+from reconcile.sources.backend import load_backend
+from reconcile.validate.nights import (
     MAX_LISTED_KEYS,
     REGRESSION_CHECK,
     VANISHED_CHECK,
@@ -28,9 +29,8 @@ from reconcile.history import (
     record_night,
     regression_checks,
 )
-from reconcile.model import CheckResult
-from reconcile.sources.backend import load_backend
-from tests.test_schemas import (
+from reconcile.validate.suites import run_checks
+from tests.validate.test_records import (
     CONFIG,
     NOW,
     backend_frame,

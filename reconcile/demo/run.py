@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from psycopg import sql
 
-from reconcile import demo_cases as cases
 from reconcile.config import Config
 from reconcile.db import connect
-from reconcile.demo_data import BACKEND_COLUMNS, DEFAULT_NOW, Builder, DemoDataset, background
-from reconcile.embedded import start_embedded
+from reconcile.demo import cases
+from reconcile.demo.data import BACKEND_COLUMNS, DEFAULT_NOW, Builder, DemoDataset, background
+from reconcile.demo.embedded import start_embedded
 from reconcile.errors import ConfigError
 from reconcile.sources.backend import create_table, qualified_table
 
 if TYPE_CHECKING:
-    from reconcile.result import RunResult
+    from reconcile.outputs.result import RunResult
 
 __all__ = ["DemoDataset", "build_dataset", "load_backend_rows", "run_demo", "write_exports"]
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 #: A file in the demo's exports folder that says the demo may delete it.
 MARKER = ".reconcile-demo"
 
-#: PostgreSQL types of :data:`~reconcile.demo_data.BACKEND_COLUMNS`, for COPY.
+#: PostgreSQL types of :data:`~reconcile.demo.data.BACKEND_COLUMNS`, for COPY.
 _COPY_TYPES = (
     "text", "text", "text[]", "int4", "int4", "numeric", "jsonb", "int4", "bool",
     "timestamptz", "timestamptz", "timestamptz", "timestamptz", "timestamptz",

@@ -12,13 +12,13 @@ import jinja2
 import pandas as pd
 
 from reconcile.model import ACTION_BY_STATUS, Status
-from reconcile.result import STATUS_HELP, RunResult
+from reconcile.outputs.result import STATUS_HELP, RunResult
 
 #: Keys listed in the report at most; the full list is diff.parquet.
 MAX_ROWS = 20_000
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("reconcile.report", "templates"),
+    loader=jinja2.PackageLoader("reconcile.outputs.report", "templates"),
     autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
     undefined=jinja2.StrictUndefined,
 )

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from reconcile.db import libpq_url
-from reconcile.demo import build_dataset, load_backend_rows, run_demo, write_exports
-from reconcile.demo_data import DEFAULT_NOW, FAR_FUTURE
+from reconcile.demo.data import DEFAULT_NOW, FAR_FUTURE
+from reconcile.demo.run import build_dataset, load_backend_rows, run_demo, write_exports
 from reconcile.model import Status
 from reconcile.sources.backend import load_backend
 
@@ -26,7 +26,7 @@ ALL_STATUSES = {s.value for s in Status}
 
 _DIGEST = """
 import hashlib, json
-from reconcile.demo import build_dataset
+from reconcile.demo.run import build_dataset
 d = build_dataset(users={users})
 blob = json.dumps([d.exports, sorted(map(list, d.expected.items())),
                    sorted(map(list, d.background.items()))], sort_keys=True)

@@ -17,10 +17,10 @@ import pytest
 
 from reconcile.config import DEFAULT_EXPECTATIONS_DIR, Config
 from reconcile.errors import ConfigError
-from reconcile.expectations import ChecksOutcome, check_name, load_suites, run_checks
-from reconcile.history import History
 from reconcile.sources.backend import load_backend
-from tests.test_schemas import (
+from reconcile.validate.nights import History
+from reconcile.validate.suites import ChecksOutcome, check_name, load_suites, run_checks
+from tests.validate.test_records import (
     CONFIG,
     NOW,
     backend_frame,

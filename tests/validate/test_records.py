@@ -18,8 +18,8 @@ from psycopg.types.json import Jsonb
 from reconcile.config import Config
 from reconcile.db import libpq_url
 from reconcile.model import BACKEND_EXTRA_COLUMNS, LOCAL_EXTRA_COLUMNS, PROGRESS_COLUMNS
-from reconcile.schemas import FAILURE_COLUMNS, RULES, validate_backend, validate_local
 from reconcile.sources.backend import create_table, load_backend
+from reconcile.validate.records import FAILURE_COLUMNS, RULES, validate_backend, validate_local
 
 NOW = datetime(2026, 1, 20, 8, 0, tzinfo=UTC)
 CONFIG = Config()

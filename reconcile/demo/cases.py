@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from reconcile.demo_data import CATALOG, FAR_FUTURE, Builder, Progress, Tutorial, epoch_ms, tutorial
+from reconcile.demo.data import CATALOG, FAR_FUTURE, Builder, Progress, Tutorial, epoch_ms, tutorial
 from reconcile.model import Status
 
 S = Status

@@ -42,7 +42,7 @@ from reconcile.sources.exports import (
     load_exports,
 )
 
-CORPUS = Path(__file__).parents[2] / "shared" / "corpora" / "JSONTestSuite" / "test_parsing"
+CORPUS = Path(__file__).parents[3] / "shared" / "corpora" / "JSONTestSuite" / "test_parsing"
 
 # --------------------------------------------------------------------------- helpers
 

@@ -1,0 +1,1 @@
+"""Compare: merge local records per key and give every key one status (pure, no I/O)."""

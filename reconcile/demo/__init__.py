@@ -1,0 +1,1 @@
+"""The demo: an embedded PostgreSQL and generated data holding every status and anomaly."""

@@ -1,0 +1,1 @@
+"""Outputs: the run's typed result, its folder and files, the report, the analysts' API."""

@@ -1,0 +1,1 @@
+"""Validation: pandera for single records, Great Expectations for the data set, nights."""
