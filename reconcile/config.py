@@ -9,6 +9,12 @@ Example ``reconcile.toml``::
     [validation]
     max_watch_time_seconds = 31536000
     clock_skew_seconds = 300
+
+    [checks]
+    min_export_files = 1            # fewer export files read is a failed check
+    min_exports = 1                 # fewer exports accepted is a failed check
+    min_local_records = 1           # fewer local progress records is a failed check
+    max_local_drop_fraction = 0.5   # a larger drop below the last good night fails
 """
 
 from __future__ import annotations
@@ -39,12 +45,19 @@ class Config:
     #: Seconds to wait for locks / any statement when applying a repair.
     lock_timeout_seconds: int = 10
     statement_timeout_seconds: int = 600
+    #: Floors of the local side's volume (reconcile.validate.volume); 0 turns one off.
+    min_export_files: int = 1
+    min_exports: int = 1
+    min_local_records: int = 1
+    #: How far (0..1) a local measure may drop below the last good night; 1 turns it off.
+    max_local_drop_fraction: float = 0.5
 
 
 _SECTIONS = {
     "backend": {"schema", "table"},
     "validation": {"max_watch_time_seconds", "clock_skew_seconds", "expectations_dir"},
     "apply": {"lock_timeout_seconds", "statement_timeout_seconds"},
+    "checks": {"min_export_files", "min_exports", "min_local_records", "max_local_drop_fraction"},
 }
 
 
@@ -77,6 +90,11 @@ def _coerce(path: Path, name: str, kind: Any, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"--config {path}: {name} must be a non-negative integer")
         return value
+    if kind in ("float", float):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not 0 <= value <= 1:
+            raise ConfigError(f"--config {path}: {name} must be a fraction between 0 and 1")
+        return float(value)
     if kind in ("Path", Path):
         if not isinstance(value, str):
             raise ConfigError(f"--config {path}: {name} must be a path string")

@@ -29,6 +29,7 @@ from reconcile.sources.exports import ExportsLoad, iter_export_files, load_expor
 from reconcile.validate import nights as history
 from reconcile.validate import records as schemas
 from reconcile.validate import suites as expectations
+from reconcile.validate import volume
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,17 @@ def run_job(
                     now=clock,
                     docs_dir=folder.path / "data-docs",
                 )
-                checks = (*outcome.checks, *history.regression_checks(past, backend.frame))
+                checks = (
+                    *outcome.checks,
+                    *history.regression_checks(past, backend.frame),
+                    *volume.local_volume_checks(
+                        past,
+                        files=local.stats.files,
+                        exports=local.stats.exports,
+                        records=local.stats.progress_records,
+                        config=config,
+                    ),
+                )
             with stage("repair_sql"):
                 scripts = build_repair_scripts(
                     diff, run_id=run_id, schema=config.schema, table=config.table
@@ -181,7 +192,7 @@ def _reasons(failures: pd.DataFrame) -> dict[int, str]:
 
 
 def _good_night(result: RunResult, night_over_night: frozenset[str]) -> bool:
-    """A night later nights may be compared with: no count or regression check failed.
+    """A night later nights may be compared with: no count, volume or regression check failed.
 
     Row-level range anomalies do not spoil a night (they are reported, and they would
     otherwise freeze the baseline until every bad row is fixed); a drop in row counts or
@@ -189,7 +200,8 @@ def _good_night(result: RunResult, night_over_night: frozenset[str]) -> bool:
     before the trouble.
     """
     return not any(
-        c.name in night_over_night or c.suite == history.HISTORY_SUITE for c in result.failed_checks
+        c.name in night_over_night or c.suite in (history.HISTORY_SUITE, volume.SUITE)
+        for c in result.failed_checks
     )
 
 
@@ -199,7 +211,8 @@ def _history_note(past: history.History) -> str:
     good = past.good_nights
     return (
         f"Compared with {len(past.nights)} earlier night(s); "
-        f"{len(good)} of them good (all checks passed)."
+        f"{len(good)} of them good (no count, local volume or regression check failed; "
+        "range anomalies do not spoil a night)."
     )
 
 
@@ -215,4 +228,9 @@ def _metrics(result: RunResult) -> dict[str, object]:
         "checks": {c.name: c.unexpected_count for c in result.checks},
         "migration_success_rate": result.totals.migration_success_rate,
         "at_risk": result.totals.at_risk,
+        **volume.local_volume(
+            files=result.source.files,
+            exports=result.source.exports_read,
+            records=result.source.local_records,
+        ),
     }

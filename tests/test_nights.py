@@ -19,7 +19,7 @@ USERS = 100
 
 @pytest.fixture
 def clean_db(database_url: str) -> str:
-    """100 users x 2 tutorials, every row valid; no exports, so every key is backend_only."""
+    """100 users x 2 tutorials, every row valid; u000's exports match (see :func:`night`)."""
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
         create_table(conn, "public", "tutorial_progress")
         with conn.cursor() as cur:
@@ -34,9 +34,28 @@ def clean_db(database_url: str) -> str:
     return database_url
 
 
+def in_sync_export(user: str) -> dict:
+    """One browser's export of ``user``, holding what the backend holds: both keys in_sync."""
+    progress = {
+        "completedChapters": ["c1", "c2"],
+        "chaptersCompleted": 2,
+        "totalChapters": 4,
+        "completionPercentage": 50,
+        "quizScores": {"q1": 70},
+        "totalWatchTime": 600,
+    }
+    storage = {
+        f"tutorial_progress_{t}_{user}": json.dumps({"tutorialId": t, "userId": user, **progress})
+        for t in ("rag", "agents")
+    }
+    return {"userId": user, "exportedAt": "2026-01-01T12:00:00Z", "localStorage": storage}
+
+
 def night(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+    """One run; the exports hold u000's in-sync progress (an empty local side is an anomaly)."""
     exports = tmp_path / "exports"
     exports.mkdir(exist_ok=True)
+    (exports / "u000.json").write_text(json.dumps(in_sync_export("u000")))
     code = main(
         ["run", "--database-url", url, "--exports", str(exports), "--out", str(tmp_path / "out")]
     )
