@@ -13,6 +13,7 @@ from reconcile.cli import main
 from reconcile.config import DEFAULT_EXPECTATIONS_DIR
 from reconcile.db import libpq_url
 from reconcile.sources.backend import create_table
+from tests.sources.test_exports import export, key, progress
 
 USERS = 100
 
@@ -20,7 +21,13 @@ USERS = 100
 @pytest.fixture
 def clean_db(database_url: str) -> str:
     """100 users x 2 tutorials, every row valid; u000's exports match (see :func:`night`)."""
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+    insert_clean_rows(database_url, USERS)
+    return database_url
+
+
+def insert_clean_rows(url: str, users: int) -> None:
+    """``users`` users x 2 tutorials (rag, agents), each row what :func:`in_sync_export` holds."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         create_table(conn, "public", "tutorial_progress")
         with conn.cursor() as cur:
             cur.executemany(
@@ -29,26 +36,19 @@ def clean_db(database_url: str) -> str:
                 " total_watch_time, created_at, updated_at)"
                 " VALUES (%s, %s, %s, 2, 4, 50, '{\"q1\": 70}', 600,"
                 " '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z')",
-                [(f"u{i:03d}", t, ["c1", "c2"]) for i in range(USERS) for t in ("rag", "agents")],
+                [(f"u{i:03d}", t, ["c1", "c2"]) for i in range(users) for t in ("rag", "agents")],
             )
-    return database_url
 
 
 def in_sync_export(user: str) -> dict:
     """One browser's export of ``user``, holding what the backend holds: both keys in_sync."""
-    progress = {
-        "completedChapters": ["c1", "c2"],
-        "chaptersCompleted": 2,
-        "totalChapters": 4,
-        "completionPercentage": 50,
-        "quizScores": {"q1": 70},
-        "totalWatchTime": 600,
-    }
+    same = {"completedChapters": ["c1", "c2"], "totalChapters": 4, "completionPercentage": 50}
+    unset = dict.fromkeys(("certificateEarned", "startedAt", "lastAccessedAt"))
     storage = {
-        f"tutorial_progress_{t}_{user}": json.dumps({"tutorialId": t, "userId": user, **progress})
+        key(t, user): progress(t, user, **same, quizScores={"q1": 70}, **unset)
         for t in ("rag", "agents")
     }
-    return {"userId": user, "exportedAt": "2026-01-01T12:00:00Z", "localStorage": storage}
+    return export(user, storage)
 
 
 def night(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:

@@ -1,11 +1,17 @@
 """Night over night: what earlier runs saw, kept in files beside the runs in ``<out>/``.
 
-* ``history.jsonl``: one line per run (good or not): volume metrics of the backend,
-  counts per status, unexpected counts per check, ``migration_success_rate``, ``at_risk``.
-  The count anomaly bounds (:func:`count_anomaly_bounds`) come from the *good* nights only.
+* ``history.jsonl``: one line per run (good or not): volume metrics of the backend and of
+  the local side (:func:`reconcile.validate.volume.local_volume`), counts per status,
+  unexpected counts per check, ``migration_success_rate``, ``at_risk``. The count anomaly
+  bounds (:func:`count_anomaly_bounds`) come from the *good* nights only.
 * ``history-snapshot.parquet``: the last *good* night's progress per backend key, for
-  :func:`regression_checks`. A run whose checks failed never replaces it, so a re-run after
-  a fix is compared with the night before the trouble, not with the trouble.
+  :func:`regression_checks`. A run whose count, local volume or regression checks failed
+  never replaces it, so a re-run after a fix is compared with the night before the
+  trouble, not with the trouble.
+
+A night is *good* when none of its night-over-night checks failed (backend counts, local
+volume, progress regression, vanished rows); row-level range anomalies are reported but
+do not spoil it (they would otherwise freeze the baseline until every bad row is fixed).
 
 Both files are written atomically (a temporary file, then ``os.replace``).
 """
@@ -94,7 +100,7 @@ class History:
 
     @property
     def good_nights(self) -> list[dict[str, Any]]:
-        """Recorded runs whose checks all passed, oldest first."""
+        """Recorded runs that are good (no night-over-night check failed), oldest first."""
         return [n for n in self.nights if n.get("good") is True]
 
 
@@ -105,7 +111,7 @@ class History:
 def load_history(out_dir: Path) -> History:
     """Read the history files in ``out_dir``; none there is an empty history.
 
-    A damaged line of ``metrics.jsonl`` is skipped and a damaged snapshot ignored, each
+    A damaged line of ``history.jsonl`` is skipped and a damaged snapshot ignored, each
     with a warning: yesterday's bookkeeping never stops tonight's run.
     """
     folder = Path(out_dir)
