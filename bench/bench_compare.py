@@ -16,8 +16,10 @@ import time
 
 import pandas as pd
 
-from reconcile.compare.status import build_diff, completion, merge_local, user_totals
+from reconcile.compare.merge import merge_local
+from reconcile.compare.status import CheckedBackend, build_diff, user_totals
 from reconcile.model import PROGRESS_COLUMNS
+from reconcile.rules import completion
 
 CHAPTERS = [f"ch-{i:02d}" for i in range(10)]
 
@@ -56,12 +58,12 @@ def main() -> None:
         + [(f"u{i}", rng.randint(0, 10), 600) for i in range(0, keys // 10)]
     )
     empty = pd.DataFrame({"user_id": [], "tutorial_id": []})
-    valid = pd.Series(True, index=backend.index)
+    checked = CheckedBackend(backend, pd.Series("", index=backend.index))
 
     begin = time.perf_counter()
     merged = merge_local(local)
     merged_at = time.perf_counter()
-    diff = build_diff(backend, valid, {}, merged, empty, empty)
+    diff = build_diff(checked, merged, quarantined=empty, foreign=empty)
     diff_at = time.perf_counter()
     totals = user_totals(diff)
     end = time.perf_counter()

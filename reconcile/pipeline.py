@@ -8,11 +8,13 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from reconcile.compare.status import build_diff, merge_local, user_totals
+from reconcile.compare.merge import merge_local
+from reconcile.compare.status import CheckedBackend, build_diff, user_totals
 from reconcile.config import Config
 from reconcile.db import parse_url, redact
 from reconcile.errors import ConfigError
@@ -69,7 +71,7 @@ def run_job(
         with stage("load_backend"):
             backend = load_backend(database_url, config.schema, config.table)
         with stage("load_exports"):
-            local = load_exports(exports, now=clock)
+            local = load_exports(exports)
         with stage("validate_records"):
             backend_gate = schemas.validate_backend(backend.frame, now=clock, config=config)
             local_gate = schemas.validate_local(local.records, now=clock, config=config)
@@ -77,12 +79,11 @@ def run_job(
             quarantine = _quarantine(local.quarantine, local.records, local_gate)
         with stage("compare"):
             diff = build_diff(
-                backend.frame,
-                backend_gate.valid,
-                _reasons(backend_gate.failures),
+                CheckedBackend(backend.frame, backend_gate.reasons()),
                 merge_local(valid_local),
-                quarantine,
-                local.foreign,
+                quarantined=quarantine,
+                foreign=local.foreign,
+                gate=partial(_gate_reasons, now=clock, config=config),
             )
         past = history.load_history(out)
         with RunFolder(out, run_id) as folder:
@@ -185,10 +186,9 @@ def _quarantine(
     return out[list(RUN_QUARANTINE_COLUMNS)]
 
 
-def _reasons(failures: pd.DataFrame) -> dict[int, str]:
-    if failures.empty:
-        return {}
-    return failures.groupby("row", sort=False)["reason"].agg("; ".join).to_dict()
+def _gate_reasons(rows: pd.DataFrame, *, now: datetime, config: Config) -> pd.Series:
+    """Why each row would fail the backend record gate ("" when it passes)."""
+    return schemas.validate_backend(rows, now=now, config=config).reasons()
 
 
 def _good_night(result: RunResult, night_over_night: frozenset[str]) -> bool:

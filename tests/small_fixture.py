@@ -80,8 +80,8 @@ CASES: list[Case] = [
     Case(
         "u-old-build",
         T,
-        "local_ahead",
-        "count-only local record (3) above backend's 2",
+        "conflict",
+        "count-only local record (3) above backend's list of 2: which chapters? (review)",
         row(["c1", "c2"]),
         [{"chaptersCompleted": 3, "totalChapters": 4, "totalWatchTime": 120}],
     ),

@@ -1,19 +1,20 @@
-"""Merge local records per key and give every key exactly one status (SPEC 2 and 3).
+"""Give every key exactly one status (SPEC 2) and the per-user figures.
 
-Pure functions over DataFrames: no I/O. Everything here works per key and per user, so
-the same code runs unchanged on one hash partition of ``user_id`` at a time.
+Pure functions over DataFrames: no I/O. A key with valid data on both sides is placed in
+SPEC 2's partial order of progress; a key to repair whose repaired row would fail the
+record gate becomes a ``conflict`` (a person decides), so a repair never writes a row that
+the next run rejects.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pandas as pd
 
+from reconcile.compare.merge import predict_repairs
 from reconcile.model import (
     ACTION_BY_STATUS,
     AT_RISK,
@@ -21,113 +22,12 @@ from reconcile.model import (
     KEY,
     PERCENT_DECIMALS,
     PROGRESS_FIELDS,
-    TIMESTAMP_COLUMNS,
     Status,
 )
 
-Key = tuple[str, str]
-_CENT = Decimal(1).scaleb(-PERCENT_DECIMALS)
-
-
-# --------------------------------------------------------------------------- merge
-
-
-def completion(chapters: int, total: int) -> float:
-    """SPEC 3: ``min(100, round(100 * chapters / total, 2))``; 0 when total is not positive."""
-    if total <= 0:
-        return 0.0
-    if chapters >= 0:  # integer arithmetic, half up: PostgreSQL's round(numeric, 2)
-        cents = (20000 * chapters + total) // (2 * total)
-        return min(100.0, cents / 100)
-    exact = Decimal(100 * chapters) / Decimal(total)
-    return float(exact.quantize(_CENT, rounding=ROUND_HALF_UP))
-
-
-def merge_local(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per key: the join of the key's valid local records (SPEC 3).
-
-    Chapters are the union of the known lists (``None`` when no record has a list), quiz
-    scores the per-quiz maximum, watch time the maximum, ``chapters_completed`` the size of
-    the union (never below a count-only record's count), ``started_at`` and ``completed_at``
-    the earliest, ``last_accessed_at`` the latest, ``certificate_earned`` any. Records that
-    disagree on ``total_chapters`` keep the largest and are flagged in ``total_conflict``.
-    """
-    columns = [*KEY, *PROGRESS_FIELDS, "local_records", "total_conflict"]
-    if records.empty:
-        return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-    work = records[[*KEY, *PROGRESS_FIELDS]]
-    dup = work.duplicated(list(KEY), keep=False)
-    single = work[~dup].copy()
-    single["local_records"] = 1
-    single["total_conflict"] = False
-    many = work[dup]
-    if many.empty:
-        out = single
-    else:
-        cols = {c: many[c].tolist() for c in many.columns}
-        groups: dict[Key, list[int]] = {}
-        for i, key in enumerate(zip(cols["user_id"], cols["tutorial_id"], strict=True)):
-            groups.setdefault(key, []).append(i)
-        merged = [_merge_rows(key, rows, cols) for key, rows in groups.items()]
-        multi = pd.DataFrame(merged, columns=columns)
-        for column in ("chapters_completed", "total_chapters", "total_watch_time"):
-            multi[column] = multi[column].astype("Int64")
-        for column in TIMESTAMP_COLUMNS:
-            multi[column] = pd.to_datetime(multi[column], utc=True).astype(single[column].dtype)
-        out = pd.concat([single, multi], ignore_index=True)
-    out["completion_percentage"] = [
-        completion(int(c), int(t)) if _present(t) and _present(c) else math.nan
-        for c, t in zip(out["chapters_completed"], out["total_chapters"], strict=True)
-    ]
-    return out.reset_index(drop=True)[columns]
-
-
-def _merge_rows(key: Key, rows: list[int], cols: dict[str, list[Any]]) -> dict[str, Any]:
-    """SPEC 3's join of several records of one key (``cols`` holds the column lists)."""
-    chapters = [cols["completed_chapters"][i] for i in rows]
-    lists = [c for c in chapters if c is not None]
-    union = tuple(sorted(set().union(*lists))) if lists else None
-    counts_without_list = [
-        int(cols["chapters_completed"][i])
-        for i, c in zip(rows, chapters, strict=True)
-        if c is None and _present(cols["chapters_completed"][i])
-    ]
-    totals = {int(t) for i in rows if _present(t := cols["total_chapters"][i])}
-    quizzes: dict[str, float] = {}
-    for i in rows:
-        for quiz, score in cols["quiz_scores"][i].items():
-            if quiz not in quizzes or score > quizzes[quiz]:
-                quizzes[quiz] = score
-    watch = [int(w) for i in rows if _present(w := cols["total_watch_time"][i])]
-    return {
-        "user_id": key[0],
-        "tutorial_id": key[1],
-        "completed_chapters": union,
-        "chapters_completed": max([len(union) if union is not None else 0, *counts_without_list]),
-        "total_chapters": max(totals) if totals else None,
-        "completion_percentage": math.nan,
-        "quiz_scores": quizzes,
-        "total_watch_time": max(watch) if watch else None,
-        "certificate_earned": any(bool(cols["certificate_earned"][i]) for i in rows),
-        "started_at": _pick(min, cols["started_at"], rows),
-        "completed_at": _pick(min, cols["completed_at"], rows),
-        "last_accessed_at": _pick(max, cols["last_accessed_at"], rows),
-        "local_records": len(rows),
-        "total_conflict": len(totals) > 1,
-    }
-
-
-def _pick(choose: Any, values: list[Any], rows: list[int]) -> Any:
-    known = [values[i] for i in rows if _present(values[i]) and values[i] is not pd.NaT]
-    return choose(known) if known else pd.NaT
-
-
-def _present(value: object) -> bool:
-    return (
-        value is not None
-        and value is not pd.NA
-        and not (isinstance(value, float) and math.isnan(value))
-    )
+#: Judges rows: takes a progress frame, returns why each row fails ("" when it passes),
+#: on the frame's index. The pipeline passes the backend record gate.
+Gate = Callable[[pd.DataFrame], pd.Series]
 
 
 # --------------------------------------------------------------------------- compare
@@ -227,23 +127,33 @@ def key_counts(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return keyed.groupby(list(KEY), sort=False).size().rename(name).reset_index()
 
 
+@dataclass(frozen=True)
+class CheckedBackend:
+    """The backend rows and, per row (same index), why it failed the record gate ("" if not)."""
+
+    frame: pd.DataFrame
+    reasons: pd.Series
+
+
 def build_diff(
-    backend: pd.DataFrame,
-    backend_valid: pd.Series,
-    backend_reasons: dict[int, str],
-    local_merged: pd.DataFrame,
+    backend: CheckedBackend,
+    local: pd.DataFrame,
+    *,
     quarantined: pd.DataFrame,
     foreign: pd.DataFrame,
+    gate: Gate | None = None,
 ) -> pd.DataFrame:
     """One row per key of either side with its status, reasons and both sides' values.
 
-    ``backend_valid`` is aligned to ``backend``'s index; ``backend_reasons`` maps a backend
-    index label to why it failed validation. ``quarantined`` and ``foreign`` need only the
-    key columns (one row per rejected / foreign record).
+    ``local`` is :func:`~reconcile.compare.merge.merge_local`'s output; ``quarantined``
+    and ``foreign`` need only the key columns (one row per rejected / foreign record).
+    With ``gate``, a key to insert or merge whose repaired row the gate rejects becomes a
+    ``conflict`` whose reason says why: the repair cannot write it faithfully.
     """
-    b = backend.copy()
-    b["_valid"] = backend_valid.reindex(b.index, fill_value=False).to_numpy()
-    b["_why"] = [backend_reasons.get(i, "") for i in b.index]
+    b = backend.frame.copy()
+    reasons = backend.reasons.reindex(b.index, fill_value="backend row failed validation")
+    b["_why"] = reasons.fillna("").astype(str).to_numpy(dtype=object)
+    b["_valid"] = b["_why"] == ""
     duplicated = b.duplicated(list(KEY), keep=False)
     if duplicated.any():  # production may lack the UNIQUE constraint: one status per key
         b.loc[duplicated, "_valid"] = False
@@ -252,7 +162,7 @@ def build_diff(
     b = b.rename(columns={f: f"backend_{f}" for f in PROGRESS_FIELDS}).rename(
         columns={"id": "backend_id"}
     )
-    loc = local_merged.rename(columns={f: f"local_{f}" for f in PROGRESS_FIELDS})
+    loc = local.rename(columns={f: f"local_{f}" for f in PROGRESS_FIELDS})
     keys = pd.merge(
         b[[*KEY, "backend_id", "_valid", "_why", *(f"backend_{f}" for f in PROGRESS_FIELDS)]],
         loc,
@@ -270,11 +180,34 @@ def build_diff(
     keys["reason"] = [v.reason for v in verdicts]
     keys["differences"] = [v.differences for v in verdicts]
     keys["action"] = [ACTION_BY_STATUS[v.status].value for v in verdicts]
+    keys["backend_id"] = keys["backend_id"].astype("Int64")
+    if gate is not None:
+        _hold_unwritable(keys, gate)
     has_backend_cert = keys["backend_certificate_earned"].fillna(False).astype(bool)
     local_cert = keys["local_certificate_earned"].fillna(False).astype(bool)
     keys["certificate_claim"] = local_cert & ~has_backend_cert & (keys["local_records"] > 0)
-    keys["backend_id"] = keys["backend_id"].astype("Int64")
     return keys.sort_values(list(KEY), kind="stable").reset_index(drop=True)[list(DIFF_COLUMNS)]
+
+
+def _hold_unwritable(keys: pd.DataFrame, gate: Gate) -> None:
+    """Turn each repair whose resulting row fails ``gate`` into a ``conflict`` (in place).
+
+    E.g. a count-only local record ahead of a backend chapter list: the merged row would
+    count chapters it cannot name, which the next run rejects. A person decides.
+    """
+    predicted = predict_repairs(keys)
+    if predicted.empty:
+        return
+    why = gate(predicted)
+    bad = why[why != ""]
+    if bad.empty:
+        return
+    keys.loc[bad.index, "status"] = Status.CONFLICT.value
+    keys.loc[bad.index, "action"] = ACTION_BY_STATUS[Status.CONFLICT].value
+    keys.loc[bad.index, "reason"] = [
+        f"the repair cannot be written faithfully: the repaired row would fail validation ({w})"
+        for w in bad
+    ]
 
 
 _FOREIGN = Verdict(
@@ -292,7 +225,7 @@ _BACKEND_ONLY = Verdict(Status.BACKEND_ONLY, "no local record", "")
 def _verdicts(keys: pd.DataFrame) -> list[Verdict]:
     """SPEC 2's precedence, key by key; only keys with data on both sides are compared."""
     has_backend = (keys["backend_id"].notna() | keys["backend_total_chapters"].notna()).tolist()
-    valid = keys["_valid"].fillna(False).astype(bool).tolist()
+    valid = keys["_valid"].astype("boolean").fillna(False).astype(bool).tolist()
     why = keys["_why"].tolist()
     own = keys["local_records"].tolist()
     bad = keys["quarantined_records"].tolist()

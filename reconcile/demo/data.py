@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from reconcile.model import AT_RISK, PROGRESS_COLUMNS, Status
+from reconcile.rules import completion
 
 Key = tuple[str, str]
 
@@ -125,8 +126,8 @@ class Progress:
 
 
 def percent(count: int, total: int) -> float:
-    """What the backend stores: ``round(100 * count / total, 2)``."""
-    return round(100 * count / total, 2) if total > 0 else 0.0
+    """What the backend stores: SPEC 3's completion (:func:`reconcile.rules.completion`)."""
+    return completion(count, total)
 
 
 def iso_ms(moment: datetime) -> str:

@@ -19,15 +19,8 @@ from psycopg import sql
 from reconcile.config import Config
 from reconcile.db import connect, redact
 from reconcile.errors import ConfigError, SourceError
-from reconcile.repair.scripts import (
-    BEGIN_LINE,
-    COMMIT_LINE,
-    INPUT_TABLE,
-    RESULT_TABLE,
-    read_header,
-    show,
-    target_display,
-)
+from reconcile.repair.quoting import read_header, show, target_display
+from reconcile.repair.scripts import BEGIN_LINE, COMMIT_LINE, INPUT_TABLE, RESULT_TABLE
 
 log = logging.getLogger(__name__)
 

@@ -94,6 +94,11 @@ class RecordGate:
     valid: pd.Series
     failures: pd.DataFrame
 
+    def reasons(self) -> pd.Series:
+        """Per record (the input's index), its reasons joined by "; ", "" when it passed."""
+        joined = self.failures.groupby("row", sort=False)["reason"].agg("; ".join)
+        return joined.reindex(self.valid.index, fill_value="").astype(object)
+
 
 # ---------------------------------------------------------------------------------------
 # Declarations

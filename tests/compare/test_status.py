@@ -8,14 +8,10 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconcile.compare.status import (
-    build_diff,
-    compare_progress,
-    completion,
-    merge_local,
-    user_totals,
-)
+from reconcile.compare.merge import merge_local
+from reconcile.compare.status import CheckedBackend, build_diff, compare_progress, user_totals
 from reconcile.model import PROGRESS_COLUMNS, Status
+from reconcile.rules import completion
 
 NAT = pd.NaT
 
@@ -180,10 +176,13 @@ def _diff(
     backend = frame(backend_rows)
     backend["id"] = pd.array(range(1, len(backend) + 1), dtype="Int64")
     bad = bad or {}
-    valid = pd.Series([i not in bad for i in backend.index], index=backend.index)
+    reasons = pd.Series([bad.get(i, "") for i in backend.index], index=backend.index)
     key = lambda pairs: pd.DataFrame(list(pairs), columns=["user_id", "tutorial_id"])  # noqa: E731
     return build_diff(
-        backend, valid, bad, merge_local(frame(local_rows)), key(quarantined), key(foreign)
+        CheckedBackend(backend, reasons),
+        merge_local(frame(local_rows)),
+        quarantined=key(quarantined),
+        foreign=key(foreign),
     )
 
 

@@ -1,0 +1,29 @@
+-- reconcile repair.sql
+-- format:       {format}
+-- run id:       {run_id}
+-- target table: {target}
+-- backup table: {backup}
+-- insert:       {n_insert} keys (missing_in_backend)
+-- merge:        {n_merge} keys (local_ahead, diverged)
+-- review:       {n_review} keys and {n_cert} certificate claims: see review.sql (not changed here)
+--
+-- One transaction. It loads the keys and their merged local progress into a temporary
+-- table, then:
+--   1. inserts the missing keys (certificate_earned = false) and records them in the backup
+--      table as "did not exist"; a key the app inserted meanwhile is merged in step 3;
+--   2. locks the existing rows of the other keys (SELECT ... FOR UPDATE, in id order): no
+--      concurrent change can slip between the merge, the backup and the update;
+--   3. merges local progress into each row as it is now (SPEC 3): union of chapter ids,
+--      per-quiz maximum, maximum watch time, chapters_completed = size of the union (never
+--      lower), completion_percentage recomputed from it, earliest started_at and
+--      completed_at, latest last_accessed_at; total_chapters and certificate_earned never
+--      change (reconcile.rules.MERGE_RULES, the same rules as the run's own merge);
+--   4. backs up every row the merge changes (all columns, before the first application)
+--      into the backup table, then updates those rows only (updated_at = now());
+--   5. prints how many keys were inserted, merged and left unchanged.
+-- Applying it again changes nothing: no row, no updated_at, no backup row.
+--
+-- Apply:     psql -v ON_ERROR_STOP=1 -f repair.sql "$DATABASE_URL"
+--            or: reconcile apply RUN_DIR [--dry-run]  (adds lock_timeout/statement_timeout)
+-- Roll back: psql -v ON_ERROR_STOP=1 -f rollback.sql "$DATABASE_URL"
+-- The backup table stays after the run; drop it once the repair is accepted.

@@ -1,0 +1,11 @@
+-- reconcile review.sql
+-- format:       {format}
+-- run id:       {run_id}
+-- target table: {target}
+-- entries:      {n_review} keys to review, {n_cert} certificate claims
+--
+-- Nothing in this file runs: every line is a comment. For each entry read the reason,
+-- look at the row (and the user's local export) and, only if the suggested fix is right,
+-- copy the statement without its leading "-- " and run it yourself.
+-- Ids are SQL literals; an id holding line breaks or other invisible characters is written
+-- as (E'["..."]'::jsonb ->> 0), which yields the exact id.

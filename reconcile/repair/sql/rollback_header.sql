@@ -1,0 +1,17 @@
+-- reconcile rollback.sql
+-- format:       {format}
+-- run id:       {run_id}
+-- target table: {target}
+-- backup table: {backup}
+--
+-- Returns every key that repair.sql changed to its state before repair.sql was FIRST applied:
+--   * rows repair.sql inserted are deleted;
+--   * rows it merged get every column back (id, progress, created_at, updated_at);
+--   * a merged row deleted since then is inserted again.
+-- Changes made to those keys AFTER the repair (by users or the app) are LOST. Keys the
+-- repair did not change are not touched. Running it twice changes nothing the second time.
+-- If the backup table does not exist (repair.sql was never applied, or the backup was
+-- dropped) it stops with an error and changes nothing.
+--
+-- Run: psql -v ON_ERROR_STOP=1 -f rollback.sql "$DATABASE_URL"
+-- The backup table is kept; once satisfied: DROP TABLE {backup};
