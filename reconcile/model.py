@@ -118,6 +118,9 @@ QUARANTINE_COLUMNS: Final[tuple[str, ...]] = (
     "reason",
 )
 
+#: Tables that ``repair.sql`` creates to back up what it changes: ``<prefix><run id>``.
+BACKUP_PREFIX: Final = "reconcile_backup_"
+
 #: File names inside a run folder.
 SUMMARY: Final = "summary.json"
 DIFF: Final = "diff.parquet"

@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 from psycopg import sql
 
+from reconcile.model import BACKUP_PREFIX
 from reconcile.sources.backend import qualified_table
-
-BACKUP_PREFIX = "reconcile_backup_"
 
 
 def backup_table_name(run_id: str) -> str:

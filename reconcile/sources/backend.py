@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 
 import orjson
 import pandas as pd
@@ -21,7 +20,7 @@ from psycopg import sql
 
 from reconcile.db import connect, redact
 from reconcile.errors import SourceError
-from reconcile.model import BACKEND_EXTRA_COLUMNS, PROGRESS_COLUMNS
+from reconcile.model import BACKEND_EXTRA_COLUMNS, BACKUP_PREFIX, PROGRESS_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +75,30 @@ _ARROW_TYPES = {
 }
 
 
+#: Keys that a ``repair.sql`` inserted, from every backup table it left in the schema.
+_REPAIR_BACKUPS = """
+SELECT c.relname
+  FROM pg_class AS c
+  JOIN pg_namespace AS n ON n.oid = c.relnamespace
+ WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND starts_with(c.relname, %s)
+   AND (SELECT count(*) FROM pg_attribute AS a
+         WHERE a.attrelid = c.oid AND NOT a.attisdropped
+           AND a.attname IN ('user_id', 'tutorial_id', 'existed')) = 3
+ ORDER BY 1
+"""
+
+
 @dataclass(frozen=True)
 class BackendLoad:
-    """The backend as one snapshot saw it."""
+    """The backend as one snapshot saw it.
+
+    ``frame`` is a progress frame with the backend's extra columns and
+    ``inserted_by_repair``: the row's key was inserted by a reconcile ``repair.sql``
+    (recorded in its backup table), so the count checks do not take the repair's own
+    inserts for an anomaly.
+    """
 
     frame: pd.DataFrame
-    snapshot_at: datetime
     table: str
 
 
@@ -111,11 +128,10 @@ def load_backend(url: str, schema: str, table: str) -> BackendLoad:
         buffer = io.BytesIO()
         try:
             with conn.transaction():
-                row = conn.execute("SELECT now()").fetchone()
-                snapshot_at: datetime = row[0] if row else datetime.now()
                 with conn.cursor().copy(copy) as stream:
                     for chunk in stream:
                         buffer.write(chunk)
+                inserted = _repair_inserted(conn, schema)
         except psycopg.errors.UndefinedTable:
             raise SourceError(f"table {name} does not exist in {redact(url)}") from None
         except psycopg.errors.UndefinedColumn as exc:
@@ -125,8 +141,29 @@ def load_backend(url: str, schema: str, table: str) -> BackendLoad:
         except psycopg.Error as exc:
             raise SourceError(f"cannot read {name}: {str(exc).strip().splitlines()[0]}") from None
     frame = _parse_csv(buffer.getvalue())
+    keys = pd.MultiIndex.from_frame(frame[["user_id", "tutorial_id"]].astype(object))
+    frame["inserted_by_repair"] = keys.isin(list(inserted)) if inserted else len(frame) * [False]
     log.info("backend: %d rows from %s", len(frame), name)
-    return BackendLoad(frame=frame, snapshot_at=snapshot_at, table=name)
+    return BackendLoad(frame=frame, table=name)
+
+
+def _repair_inserted(conn: psycopg.Connection, schema: str) -> set[tuple[str, str]]:
+    """Keys recorded as inserted (``existed = false``) in the repairs' backup tables."""
+    tables = [r[0] for r in conn.execute(_REPAIR_BACKUPS, (schema, BACKUP_PREFIX))]
+    if not tables:
+        return set()
+    query = sql.SQL(" UNION ").join(
+        sql.SQL("SELECT user_id, tutorial_id FROM {} WHERE NOT existed").format(
+            sql.Identifier(schema, t)
+        )
+        for t in tables
+    )
+    try:
+        with conn.transaction():  # a savepoint: an odd table costs only this figure
+            return {(u, t) for u, t in conn.execute(query)}
+    except psycopg.Error as exc:
+        log.warning("backend: cannot read the repairs' backup tables: %s", exc)
+        return set()
 
 
 def _parse_csv(data: bytes) -> pd.DataFrame:

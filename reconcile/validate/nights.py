@@ -190,8 +190,21 @@ def volume_metrics(backend: pd.DataFrame, now: datetime) -> dict[str, int]:
     return {
         "backend_rows": len(backend),
         "distinct_users": int(backend["user_id"].nunique()),
-        "new_rows_per_day": int(created_last_day(backend["created_at"], now).sum()),
+        "new_rows_per_day": int(new_rows(backend, now).sum()),
     }
+
+
+def new_rows(backend: pd.DataFrame, now: datetime) -> pd.Series:
+    """Rows the site created in the 24 hours up to ``now``: a repair's own inserts aside.
+
+    A ``repair.sql`` inserts the keys the migration lost (``created_at`` = when it ran);
+    they are recorded in its backup table and marked ``inserted_by_repair`` by the loader,
+    so the night after a repair does not see them as a jump in new rows.
+    """
+    created = created_last_day(backend["created_at"], now)
+    if "inserted_by_repair" in backend.columns:
+        created &= ~backend["inserted_by_repair"].fillna(False).astype(bool)
+    return created
 
 
 def created_last_day(created_at: pd.Series, now: datetime) -> pd.Series:

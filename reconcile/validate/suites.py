@@ -44,7 +44,7 @@ from reconcile.model import KEY, CheckResult
 from reconcile.validate.nights import (
     History,
     count_anomaly_bounds,
-    created_last_day,
+    new_rows,
     parameter_names,
 )
 
@@ -346,7 +346,7 @@ def _gx_frame(frame: pd.DataFrame, data: dict[str, Any], side: str, now: datetim
                 .to_numpy(dtype="int64")
             )
         elif column == "created_in_last_day" and side == "backend":
-            out[column] = created_last_day(frame["created_at"], now).to_numpy(dtype="int64")
+            out[column] = new_rows(frame, now).to_numpy(dtype="int64")
         elif column == "keys_per_user" and side == "local":
             out[column] = (
                 frame.groupby("user_id", dropna=False)["tutorial_id"]
