@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import traceback
 from pathlib import Path
 from types import FrameType
 
@@ -166,7 +167,10 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the command and turn every failure into an exit code."""
+    """Entry point: run the command and turn every failure into an exit code.
+
+    ``--debug`` changes no exit code: it only prints the traceback before the error line.
+    """
     signal.signal(signal.SIGTERM, _terminate)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
@@ -177,25 +181,25 @@ def main(argv: list[str] | None = None) -> int:
         _error("interrupted")
         return 130
     except click.ClickException as exc:
-        _error(exc.format_message())
+        _error(exc.format_message())  # a usage error: its traceback is click's
         return ExitCode.USAGE
     except ReconcileError as exc:
-        if debug:
-            raise
-        _error(str(exc))
+        _error(str(exc), debug=debug)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
     except Exception as exc:  # a bug: say so in one line, the traceback with --debug
-        if debug:
-            raise
-        _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
+        hint = "" if debug else " (rerun with --debug)"
+        _error(f"internal error: {type(exc).__name__}: {exc}{hint}", debug=debug)
         return INTERNAL_ERROR
     return ExitCode.OK
 
 
-def _error(message: str) -> None:
+def _error(message: str, *, debug: bool = False) -> None:
+    """The one error line on stderr; with ``debug``, the current traceback before it."""
+    if debug:
+        traceback.print_exc(file=sys.stderr)
     line = " ".join(str(message).split())
     click.echo(f"reconcile: error: {line}", err=True)
 

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from reconcile.model import DIFF, QUARANTINE, SUMMARY
+from reconcile.outputs.csv_safe import read_csv
 
 _RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
 
@@ -68,7 +69,7 @@ def load_run(path: str | Path) -> RunArtifacts:
     folder = Path(path)
     summary = json.loads((folder / SUMMARY).read_text(encoding="utf-8"))
     diff = pd.read_parquet(folder / DIFF)
-    quarantine = pd.read_csv(folder / QUARANTINE, dtype=str, keep_default_na=False)
+    quarantine = read_csv(folder / QUARANTINE)  # as text, exact: the formula guard undone
     return RunArtifacts(path=folder, summary=summary, diff=diff, quarantine=quarantine)
 
 

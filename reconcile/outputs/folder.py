@@ -30,6 +30,7 @@ from reconcile.model import (
     ROLLBACK,
     SUMMARY,
 )
+from reconcile.outputs.csv_safe import write_csv
 from reconcile.outputs.report.html import render_report
 from reconcile.outputs.result import RunResult
 from reconcile.repair.scripts import RepairScripts
@@ -94,7 +95,7 @@ class RunFolder:
             orjson.dumps(result.summary, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
         )
         diff_for_files(result.diff).to_parquet(self.path / DIFF, index=False)
-        result.quarantine.to_csv(self.path / QUARANTINE, index=False)
+        write_csv(result.quarantine, self.path / QUARANTINE)
         (self.path / REPAIR).write_text(scripts.repair, encoding="utf-8")
         (self.path / ROLLBACK).write_text(scripts.rollback, encoding="utf-8")
         (self.path / REVIEW).write_text(scripts.review, encoding="utf-8")
