@@ -1,16 +1,20 @@
-"""Run a ``repair.sql`` against the database, for real or as a dry run (SPEC 4).
+"""Run a run's repair against the database, for real or as a dry run (SPEC 4).
 
-The file's own transaction lines are replaced by one transaction of ours, so the
-configured ``lock_timeout`` and ``statement_timeout`` apply (``SET LOCAL``) and a dry run
-can roll everything back. The numbers reported are the ones the SQL itself recorded in
-its temporary result table, read before the transaction ends.
+SQL is data: the repair is built again from the run's ``diff.parquet`` by the same pure
+function that wrote ``repair.sql`` (:func:`~reconcile.repair.scripts.build_repair_scripts`),
+checked to be byte for byte the file on disk (so what runs is what a person reviewed),
+and its statements run in a transaction of ours: the configured ``lock_timeout`` and
+``statement_timeout`` apply (``SET LOCAL``) and a dry run rolls everything back. The
+numbers reported are the ones the SQL itself recorded in its temporary result table,
+read before the transaction ends. An edited ``repair.sql`` is not applied here: run it
+with ``psql``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -19,8 +23,10 @@ from psycopg import sql
 from reconcile.config import Config
 from reconcile.db import connect, redact
 from reconcile.errors import ConfigError, SourceError
+from reconcile.model import DIFF
+from reconcile.outputs.diff_file import read_diff
 from reconcile.repair.quoting import read_header, show, target_display
-from reconcile.repair.scripts import BEGIN_LINE, COMMIT_LINE, INPUT_TABLE, RESULT_TABLE
+from reconcile.repair.scripts import INPUT_TABLE, RESULT_TABLE, build_repair_scripts
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +71,21 @@ class ApplyReport:
     backup_table: str = ""
     database: str = ""
     seconds: float = 0.0
-    planned: dict[str, int] = field(default_factory=dict)
 
 
 def apply_repair(url: str, target: Path, *, dry_run: bool, config: Config) -> ApplyReport:
-    """Run ``target`` (a run folder or a ``repair.sql``) in one transaction.
+    """Run the repair of ``target`` (a run folder or its ``repair.sql``) in one transaction.
 
-    Raises :class:`ConfigError` when the file is missing, is not a reconcile repair or was
-    made for another table than ``config``'s, and :class:`SourceError` when the database
-    cannot be reached or the repair fails (it is then rolled back entirely).
+    Raises :class:`ConfigError` when the file is missing, is not a reconcile repair, was
+    made for another table than ``config``'s, or is not what the run's ``diff.parquet``
+    gives; :class:`SourceError` when the database cannot be reached or the repair fails
+    (it is then rolled back entirely).
     """
     path = _repair_path(Path(target))
     text = _read(path)
     header = read_header(text)
     _check_target(path, header, config)
-    body = _body(path, text)
+    body = _statements(path, text, header, config)
     started = time.monotonic()
     with connect(url, autocommit=True) as conn:
         conn.execute("SET client_encoding TO 'UTF8'")
@@ -103,7 +109,6 @@ def apply_repair(url: str, target: Path, *, dry_run: bool, config: Config) -> Ap
         backup_table=header.get("backup table", ""),
         database=redact(url),
         seconds=time.monotonic() - started,
-        planned={a: _planned(header.get(a, "")) for a in ("insert", "merge")},
     )
     log.info(
         "%s %s: %d inserted, %d merged, %d unchanged",
@@ -168,23 +173,27 @@ def _check_target(path: Path, header: dict[str, str], config: Config) -> None:
         )
 
 
-def _body(path: Path, text: str) -> str:
-    """The statements between the file's BEGIN and COMMIT lines."""
-    lines = text.splitlines(keepends=True)
-    stripped = [line.rstrip("\r\n") for line in lines]
+def _statements(path: Path, text: str, header: dict[str, str], config: Config) -> str:
+    """The repair's statements, built again from the run's diff and checked against ``text``."""
+    diff_path = path.parent / DIFF
+    if not diff_path.is_file():
+        raise ConfigError(
+            f"{path}: no {DIFF} beside it; apply needs the run folder the repair came from "
+            f"(or run the file with psql -v ON_ERROR_STOP=1 -f {path.name})"
+        )
     try:
-        start = stripped.index(BEGIN_LINE)
-        end = len(stripped) - 1 - stripped[::-1].index(COMMIT_LINE)
-    except ValueError:
-        raise ConfigError(f"{path}: lacks its '{BEGIN_LINE}' / '{COMMIT_LINE}' lines") from None
-    if end <= start:
-        raise ConfigError(f"{path}: '{COMMIT_LINE}' comes before '{BEGIN_LINE}'")
-    return "".join(lines[start + 1 : end])
-
-
-def _planned(value: str) -> int:
-    first = value.split(" ", 1)[0]
-    return int(first) if first.isdigit() else 0
+        diff = read_diff(diff_path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{diff_path}: cannot read: {exc}") from None
+    scripts = build_repair_scripts(
+        diff, run_id=header.get("run id", ""), schema=config.schema, table=config.table
+    )
+    if scripts.repair != text:
+        raise ConfigError(
+            f"{path} is not what the run's {DIFF} gives (edited by hand?); apply runs only "
+            "what a run wrote: run an edited file with psql -v ON_ERROR_STOP=1 -f"
+        )
+    return scripts.statements
 
 
 def render_apply_report(report: ApplyReport) -> str:

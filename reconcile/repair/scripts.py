@@ -154,8 +154,9 @@ def _missing_id(value: Any) -> bool:
 
 
 def _scores(value: Any) -> dict[str, int | float]:
+    """Finite scores by quiz id, in id order (the same script whatever the dict's order)."""
     out: dict[str, int | float] = {}
-    for quiz, score in (value or {}).items():
+    for quiz, score in sorted((value or {}).items(), key=lambda item: str(item[0])):
         try:
             number = float(score)
         except (TypeError, ValueError):

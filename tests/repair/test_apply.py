@@ -23,15 +23,14 @@ from tests.repair.test_scripts import (
     progress,
     relations,
     rows_by_key,
-    scripts_for,
-    write_scripts,
+    write_run,
 )
 
 
 @pytest.fixture
 def run_dir(database_url: str, tmp_path: Path) -> Path:
     """The scenario of test_repair: 2 inserts, 2 merges (one key in sync is not written)."""
-    return write_scripts(tmp_path / "run", scripts_for(_scenario(database_url)))
+    return write_run(tmp_path / "run", _scenario(database_url))
 
 
 def test_dry_run_changes_nothing_and_reports_what_would_happen(
@@ -45,7 +44,6 @@ def test_dry_run_changes_nothing_and_reports_what_would_happen(
     assert report.dry_run
     assert report.samples["inserted"] == [("new1", "t"), ("new2", "t")]
     assert report.samples["merged"] == [("ahead", "t"), ("div", "t")]
-    assert report.planned == {"insert": 2, "merge": 2}
     text = render_apply_report(report)
     assert "DRY RUN" in text and "would insert" in text and '"new1"' in text
 
@@ -65,7 +63,7 @@ def test_apply_reports_the_numbers_the_sql_produced(database_url: str, run_dir: 
 def test_hostile_sample_ids_print_on_one_line(database_url: str, tmp_path: Path) -> None:
     make_table(database_url)
     rows = [diff_row(h, "t", "missing_in_backend", local=progress(["c1"])) for h in HOSTILE_IDS]
-    folder = write_scripts(tmp_path, scripts_for(rows))
+    folder = write_run(tmp_path, rows)
     report = apply_repair(database_url, folder, dry_run=True, config=Config())
     assert sorted(u for u, _ in report.samples["inserted"]) == sorted(HOSTILE_IDS)[:5]
     text = render_apply_report(report)
@@ -75,7 +73,7 @@ def test_hostile_sample_ids_print_on_one_line(database_url: str, tmp_path: Path)
 
 def test_a_repair_for_another_table_is_refused(database_url: str, tmp_path: Path) -> None:
     make_table(database_url)
-    folder = write_scripts(tmp_path, scripts_for([], table="other_progress"))
+    folder = write_run(tmp_path, [], table="other_progress")
     with pytest.raises(ConfigError, match=r'other_progress.*"public"\."tutorial_progress"'):
         apply_repair(database_url, folder, dry_run=False, config=Config())
     with pytest.raises(ConfigError, match="targets"):
@@ -94,8 +92,25 @@ def test_missing_or_foreign_files_are_config_errors(tmp_path: Path) -> None:
         apply_repair(url, tmp_path, dry_run=False, config=Config())
 
 
+def test_apply_runs_only_what_the_run_wrote(database_url: str, run_dir: Path) -> None:
+    """The statements come from the run's diff, never from splicing the file's text."""
+    before = dump(database_url)
+    repair = run_dir / "repair.sql"
+    original = repair.read_text(encoding="utf-8")
+    edited = original.replace("COMMIT;", "DELETE FROM tutorial_progress;\nCOMMIT;")
+    repair.write_text(edited, encoding="utf-8")
+    with pytest.raises(ConfigError, match="edited by hand"):
+        apply_repair(database_url, run_dir, dry_run=False, config=Config())
+    assert dump(database_url) == before
+    repair.write_text(original, encoding="utf-8")
+    (run_dir / "diff.parquet").unlink()
+    with pytest.raises(ConfigError, match=r"no diff\.parquet beside it.*psql"):
+        apply_repair(database_url, repair, dry_run=False, config=Config())
+    assert dump(database_url) == before
+
+
 def test_an_unreachable_database_is_a_source_error(tmp_path: Path) -> None:
-    folder = write_scripts(tmp_path, scripts_for([]))
+    folder = write_run(tmp_path, [])
     with pytest.raises(SourceError, match="cannot connect") as caught:
         apply_repair(
             "postgresql://nobody:secret@/db?host=/nonexistent-socket-dir",
@@ -122,9 +137,7 @@ def test_a_lock_timeout_rolls_everything_back(database_url: str, run_dir: Path) 
 def test_a_failing_repair_on_a_missing_table_is_a_source_error(
     database_url: str, tmp_path: Path
 ) -> None:
-    folder = write_scripts(
-        tmp_path, scripts_for([diff_row("u", "t", "missing_in_backend", local=progress(["c"]))])
-    )
+    folder = write_run(tmp_path, [diff_row("u", "t", "missing_in_backend", local=progress(["c"]))])
     with pytest.raises(SourceError, match="does not exist"):
         apply_repair(database_url, folder, dry_run=False, config=Config())
 

@@ -33,8 +33,7 @@ from tests.repair.test_scripts import (
     progress_pairs,
     relations,
     rows_by_key,
-    scripts_for,
-    write_scripts,
+    write_run,
 )
 
 
@@ -111,7 +110,7 @@ def test_python_merge_and_sql_merge_agree_field_by_field(
         diff_rows.append(diff_row(user, "t", status, local=local, backend=backend))
     insert_backend(database_url, backend_rows)
 
-    folder = write_scripts(tmp_path / "merge", scripts_for(diff_rows))
+    folder = write_run(tmp_path / "merge", diff_rows)
     apply_repair(database_url, folder, dry_run=False, config=Config())
 
     after = rows_by_key(database_url)

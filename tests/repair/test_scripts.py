@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 from reconcile.config import Config
 from reconcile.db import libpq_url
 from reconcile.model import DIFF_COLUMNS, PROGRESS_FIELDS, TIMESTAMP_COLUMNS, Status
+from reconcile.outputs.folder import diff_for_files
 from reconcile.repair.apply import apply_repair
 from reconcile.repair.quoting import backup_table_name, read_header, target_display
 from reconcile.repair.scripts import RepairScripts, build_repair_scripts
@@ -176,8 +177,11 @@ def relations(url: str) -> set[tuple[str, str, str]]:
         )
 
 
-def write_scripts(folder: Path, scripts: RepairScripts) -> Path:
+def write_run(folder: Path, rows: list[dict[str, Any]], table: str = TABLE) -> Path:
+    """A run folder as the pipeline writes it: the diff and its three scripts."""
     folder.mkdir(parents=True, exist_ok=True)
+    diff_for_files(diff_frame(rows)).to_parquet(folder / "diff.parquet", index=False)
+    scripts = scripts_for(rows, table=table)
     for name in ("repair", "rollback", "review"):
         (folder / f"{name}.sql").write_text(getattr(scripts, name), encoding="utf-8")
     return folder
@@ -293,9 +297,14 @@ def test_empty_repair_is_a_valid_file_that_changes_nothing(
     make_table(database_url)
     insert_backend(database_url, [("u", "t", progress(["c1"]))])
     before, tables = dump(database_url), relations(database_url)
-    scripts = scripts_for([diff_row("u", "t", "in_sync", local=progress(["c1"]))])
-    assert scripts.counts == {"insert": 0, "merge": 0, "review": 0, "certificate_review": 0}
-    folder = write_scripts(tmp_path, scripts)
+    rows = [diff_row("u", "t", "in_sync", local=progress(["c1"]))]
+    assert scripts_for(rows).counts == {
+        "insert": 0,
+        "merge": 0,
+        "review": 0,
+        "certificate_review": 0,
+    }
+    folder = write_run(tmp_path, rows)
     for name in ("repair.sql", "rollback.sql", "review.sql", "repair.sql"):
         psql_ok(database_url, folder / name)
     assert dump(database_url) == before
@@ -330,7 +339,7 @@ def test_merge_follows_spec_3(database_url: str, tmp_path: Path) -> None:
         diff_row("u", "t", "diverged", local=local, backend=backend, certificate_claim=True),
         diff_row("new", "t", "missing_in_backend", local=missing, certificate_claim=True),
     ]
-    psql_ok(database_url, write_scripts(tmp_path, scripts_for(rows)) / "repair.sql")
+    psql_ok(database_url, write_run(tmp_path, rows) / "repair.sql")
     got = rows_by_key(database_url)
     merged = got["u", "t"]
     assert merged["completed_chapters"] == ["c1", "c2", "c3"]
@@ -363,7 +372,7 @@ def test_count_only_records_never_lower_the_count(database_url: str, tmp_path: P
             backend=progress(["c1", "c2"]),
         ),
     ]
-    psql_ok(database_url, write_scripts(tmp_path, scripts_for(rows)) / "repair.sql")
+    psql_ok(database_url, write_run(tmp_path, rows) / "repair.sql")
     got = rows_by_key(database_url)
     assert (got["u", "t"]["completed_chapters"], got["u", "t"]["chapters_completed"]) == (["c1"], 3)
     assert got["v", "t"]["completed_chapters"] == ["c1", "c2"]
@@ -393,7 +402,7 @@ def _scenario(url: str) -> list[dict[str, Any]]:
 
 
 def test_second_application_changes_nothing(database_url: str, tmp_path: Path) -> None:
-    folder = write_scripts(tmp_path, scripts_for(_scenario(database_url)))
+    folder = write_run(tmp_path, _scenario(database_url))
     psql_ok(database_url, folder / "repair.sql")
     after_first, backup_first = dump(database_url), dump(database_url, BACKUP, "user_id")
     tables = relations(database_url)
@@ -410,7 +419,7 @@ def test_second_application_changes_nothing(database_url: str, tmp_path: Path) -
 def test_rollback_restores_the_table_exactly(database_url: str, tmp_path: Path) -> None:
     rows = _scenario(database_url)
     before, tables = dump(database_url), relations(database_url)
-    folder = write_scripts(tmp_path, scripts_for(rows))
+    folder = write_run(tmp_path, rows)
     psql_ok(database_url, folder / "repair.sql")
     assert len(dump(database_url)) == len(before) + 2
     psql_ok(database_url, folder / "repair.sql")  # a second application is still undone
@@ -424,7 +433,7 @@ def test_rollback_restores_the_table_exactly(database_url: str, tmp_path: Path) 
 def test_rollback_restores_a_merged_row_deleted_since(database_url: str, tmp_path: Path) -> None:
     rows = _scenario(database_url)
     before = dump(database_url)
-    folder = write_scripts(tmp_path, scripts_for(rows))
+    folder = write_run(tmp_path, rows)
     psql_ok(database_url, folder / "repair.sql")
     with connect(database_url) as conn:
         conn.execute(f"DELETE FROM {TABLE} WHERE user_id = 'div'")
@@ -435,7 +444,7 @@ def test_rollback_restores_a_merged_row_deleted_since(database_url: str, tmp_pat
 def test_rollback_refuses_without_a_backup(database_url: str, tmp_path: Path) -> None:
     rows = _scenario(database_url)
     before, tables = dump(database_url), relations(database_url)
-    done = psql(database_url, write_scripts(tmp_path, scripts_for(rows)) / "rollback.sql")
+    done = psql(database_url, write_run(tmp_path, rows) / "rollback.sql")
     assert done.returncode != 0
     assert "does not exist" in done.stderr and "nothing was rolled back" in done.stderr
     assert dump(database_url) == before
@@ -453,7 +462,7 @@ def test_a_row_changed_after_the_run_keeps_its_newer_progress(
         diff_row("u", "t", "local_ahead", local=local, backend=seen),
         diff_row("late", "t", "missing_in_backend", local=progress(["c1", "c2"])),
     ]
-    folder = write_scripts(tmp_path, scripts_for(rows))
+    folder = write_run(tmp_path, rows)
     # The app moves on after the run read the table: new chapter, better quiz, more time,
     # and a row for the key the run found missing.
     with connect(database_url) as conn:
@@ -481,11 +490,8 @@ def test_a_concurrent_writer_is_waited_for_and_merged(database_url: str, tmp_pat
     make_table(database_url)
     seen = progress(["c1"])
     insert_backend(database_url, [("u", "t", seen)])
-    folder = write_scripts(
-        tmp_path,
-        scripts_for(
-            [diff_row("u", "t", "local_ahead", local=progress(["c1", "c2"]), backend=seen)]
-        ),
+    folder = write_run(
+        tmp_path, [diff_row("u", "t", "local_ahead", local=progress(["c1", "c2"]), backend=seen)]
     )
     with connect(database_url) as app:
         app.execute("BEGIN")
@@ -532,7 +538,7 @@ def test_review_sql_is_a_no_op_and_its_statements_hit_the_exact_row(
     ]
     review = scripts_for(rows).review
     before, tables = dump(database_url), relations(database_url)
-    path = write_scripts(tmp_path, scripts_for(rows)) / "review.sql"
+    path = write_run(tmp_path, rows) / "review.sql"
     psql_ok(database_url, path)
     assert dump(database_url) == before and relations(database_url) == tables
     # A person uncomments the suggested statements: they change exactly their rows.
@@ -618,7 +624,7 @@ def test_any_text_round_trips_through_psql_and_apply(
             rows.append(diff_row(user, tutorial, "missing_in_backend", local=local))
             union = sorted(set(local_chapters))
         expected[user, tutorial] = (union, quizzes)
-    folder = write_scripts(tmp_path / "hyp", scripts_for(rows))
+    folder = write_run(tmp_path / "hyp", rows)
     for runner in ("psql", "apply"):
         _reset(database_url)
         insert_backend(database_url, backend)
@@ -782,7 +788,7 @@ def test_repair_never_lowers_progress_and_equals_the_reference_merge(
         diff_row(u, t, "missing_in_backend" if b is None else "diverged", local=loc, backend=b)
         for (u, t), (b, loc) in zip(keys, pairs, strict=True)
     ]
-    folder = write_scripts(tmp_path / "mono", scripts_for(rows))
+    folder = write_run(tmp_path / "mono", rows)
     apply_repair(database_url, folder, dry_run=False, config=Config())
     after = rows_by_key(database_url)
     assert set(after) == set(keys)
