@@ -45,6 +45,9 @@ class Config:
     #: Seconds to wait for locks / any statement when applying a repair.
     lock_timeout_seconds: int = 10
     statement_timeout_seconds: int = 600
+    #: The most bytes one export file may expand to once gunzipped (and the most of a plain
+    #: file held at once: a ``.json`` file, an NDJSON line); the rest is quarantined.
+    max_decompressed_bytes: int = 1 << 30
     #: Floors of the local side's volume (reconcile.validate.volume); 0 turns one off.
     min_export_files: int = 1
     min_exports: int = 1
@@ -57,6 +60,7 @@ _SECTIONS = {
     "backend": {"schema", "table"},
     "validation": {"max_watch_time_seconds", "clock_skew_seconds", "expectations_dir"},
     "apply": {"lock_timeout_seconds", "statement_timeout_seconds"},
+    "exports": {"max_decompressed_bytes"},
     "checks": {"min_export_files", "min_exports", "min_local_records", "max_local_drop_fraction"},
 }
 

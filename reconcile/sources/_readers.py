@@ -2,7 +2,9 @@
 
 Helpers of :mod:`reconcile.sources.exports`. NDJSON is streamed line by line; a ``.json``
 document is parsed whole with orjson and, when that fails, salvaged value by value so
-that the exports before a broken spot are kept. Nothing here raises on any input bytes.
+that the exports before a broken spot are kept. Nothing here raises on any input bytes,
+blocks on any file (only regular files are opened) or holds more than ``max_bytes`` of
+one file at once (see :func:`read_exports`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import codecs
 import gzip
 import io
 import json
+import os
 import re
+import stat
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -27,6 +32,20 @@ Reject = Callable[[int | None, str], None]
 
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+#: What a file that is not a regular file is, by its ``st_mode``.
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISDIR, "directory"),
+)
+#: The setting that raises the cap, named in reasons so that a person can act on them.
+CAP_SETTING = "[exports] max_decompressed_bytes"
+
+
+class Refused(Exception):
+    """A file, or the rest of it, that is not read; ``str(error)`` is the reason."""
 
 
 def export_format(path: Path) -> tuple[bool, bool] | None:
@@ -42,21 +61,88 @@ def export_format(path: Path) -> tuple[bool, bool] | None:
     return None
 
 
-def _open(path: Path, gz: bool) -> io.BufferedIOBase:
-    return gzip.open(path, "rb") if gz else open(path, "rb")
+def _not_regular(mode: int) -> str | None:
+    """Why a file of ``st_mode`` is not read, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for is_kind, name in _SPECIAL_FILES if is_kind(mode)), "special file")
+    return f"not a regular file ({kind})"
+
+
+def _open_regular(path: str, flags: int) -> int:
+    """An ``opener`` for :func:`open` that never blocks and opens only regular files.
+
+    :func:`read_exports` checks the file type before opening; this re-checks the file
+    actually opened, in case it was swapped for a FIFO or a device in between.
+    """
+    fd = os.open(path, flags | os.O_NONBLOCK)
+    try:
+        problem = _not_regular(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    if problem is not None:
+        os.close(fd)
+        raise Refused(problem)
+    return fd
+
+
+@contextmanager
+def _open(path: Path, gz: bool) -> Iterator[io.BufferedIOBase]:
+    with open(path, "rb", opener=_open_regular) as raw:
+        if not gz:
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+            yield unzipped
 
 
 def _read_failure(error: BaseException) -> str:
+    if isinstance(error, Refused):
+        return str(error)
     detail = getattr(error, "strerror", None) or str(error) or type(error).__name__
     return f"the file could not be read ({detail})"
 
 
-def _read_lines(path: Path, gz: bool, reject: Reject) -> Iterator[tuple[int, object]]:
+def _too_big(max_bytes: int, gz: bool) -> Refused:
+    size = "decompressed size" if gz else "file size"
+    return Refused(f"{size} exceeds the cap of {max_bytes} bytes ({CAP_SETTING})")
+
+
+def _capped_lines(handle: io.BufferedIOBase, gz: bool, max_bytes: int) -> Iterator[bytes | None]:
+    """The lines of a file, never holding more than ``max_bytes`` of it at once.
+
+    A ``.gz`` file may expand to at most ``max_bytes`` in all (a gzip bomb): past that,
+    :class:`Refused` is raised. A plain file is as large as it is on disk, so only its
+    lines are capped: a longer line is skipped unread and yields None.
+    """
+    budget = max_bytes
+    while raw := handle.readline(budget + 1):
+        if len(raw) <= budget:
+            if gz:
+                budget -= len(raw)
+            yield raw
+        elif gz:
+            raise _too_big(max_bytes, gz)
+        else:
+            while not raw.endswith(b"\n") and (raw := handle.readline(max_bytes + 1)):
+                pass
+            yield None
+
+
+def _read_lines(
+    path: Path, gz: bool, reject: Reject, max_bytes: int
+) -> Iterator[tuple[int, object]]:
     """One export a line, streamed; a bad line is rejected and reading goes on."""
     line_no = 0
     try:
         with _open(path, gz) as handle:
-            for line_no, raw in enumerate(handle, 1):
+            for line_no, raw in enumerate(_capped_lines(handle, gz, max_bytes), 1):
+                if raw is None:
+                    reject(
+                        line_no, f"line is longer than the cap of {max_bytes} bytes ({CAP_SETTING})"
+                    )
+                    continue
                 data = raw.strip()
                 if data.startswith(codecs.BOM_UTF8):
                     data = data[len(codecs.BOM_UTF8) :].lstrip()
@@ -68,11 +154,12 @@ def _read_lines(path: Path, gz: bool, reject: Reject) -> Iterator[tuple[int, obj
                     reject(line_no, _line_problem(data, exc))
                 else:
                     yield line_no, export
-    except _READ_ERRORS as exc:
+    except (*_READ_ERRORS, Refused) as exc:
         if line_no == 0:
             reject(None, _read_failure(exc))
         else:
-            reject(line_no + 1, f"{_read_failure(exc)}: lines from here on are lost")
+            rest = "are not read" if isinstance(exc, Refused) else "are lost"
+            reject(line_no + 1, f"{_read_failure(exc)}: lines from here on {rest}")
 
 
 def _line_problem(data: bytes, error: orjson.JSONDecodeError) -> str:
@@ -83,19 +170,22 @@ def _line_problem(data: bytes, error: orjson.JSONDecodeError) -> str:
     return f"line is not valid JSON ({error})"
 
 
-def _read_all(path: Path, gz: bool) -> tuple[bytes, str | None]:
-    """The file's bytes, and why the rest could not be read (a corrupt .gz) if so."""
-    chunks: list[bytes] = []
+def _read_all(path: Path, gz: bool, max_bytes: int) -> tuple[bytearray, str | None]:
+    """The file's bytes (at most ``max_bytes``), and why the rest was not read if so."""
+    data = bytearray()  # grown in place: no second copy of the whole file
     try:
         with _open(path, gz) as handle:
-            while chunk := handle.read1(1 << 16):
-                chunks.append(chunk)
-    except _READ_ERRORS as exc:
-        return b"".join(chunks), _read_failure(exc)
-    return b"".join(chunks), None
+            while chunk := handle.read1(min(1 << 16, max_bytes + 1 - len(data))):
+                data += chunk
+                if len(data) > max_bytes:
+                    del data[max_bytes:]  # the salvage reads the exports before the cap
+                    raise _too_big(max_bytes, gz)
+    except (*_READ_ERRORS, Refused) as exc:
+        return data, _read_failure(exc)
+    return data, None
 
 
-def _decode(data: bytes) -> tuple[str, str | None]:
+def _decode(data: bytes | bytearray) -> tuple[str, str | None]:
     """UTF-8 text (BOM dropped), cut before the first invalid byte with the reason."""
     try:
         text, cut = data.decode("utf-8"), None
@@ -105,13 +195,16 @@ def _decode(data: bytes) -> tuple[str, str | None]:
     return text.removeprefix("\ufeff"), cut
 
 
-def _read_document(path: Path, gz: bool, reject: Reject) -> Iterator[tuple[int, object]]:
+def _read_document(
+    path: Path, gz: bool, reject: Reject, max_bytes: int
+) -> Iterator[tuple[int, object]]:
     """A ``.json`` file: one export or an array; salvaged element by element if broken."""
-    data, read_error = _read_all(path, gz)
+    data, read_error = _read_all(path, gz, max_bytes)
     if read_error and not data:
         reject(None, read_error)
         return
     text, cut = _decode(data)
+    del data  # only the text is needed from here on
     tail = read_error or cut
     start = _WHITESPACE.match(text).end()  # type: ignore[union-attr]
     if start == len(text):
@@ -202,18 +295,34 @@ def _skip(text: str, pos: int) -> int:
     return _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]
 
 
-def read_exports(path: Path, reject: Reject) -> Iterator[tuple[int, object]]:
-    """``(line where the export starts, parsed export)`` for each export in the file."""
+def _file_problem(path: Path) -> str | None:
+    """Why ``path`` is not read, found without opening it (a FIFO would block), else None."""
     try:
-        is_dir = path.is_dir()
-    except OSError:
-        is_dir = False  # the open below reports it
-    if is_dir:
-        reject(None, "the directory could not be listed")
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if os.path.islink(path):  # dangling, or a loop
+            return f"the symbolic link cannot be followed ({exc.strerror})"
+        return _read_failure(exc)
+    if stat.S_ISDIR(mode):
+        return "the directory could not be listed"
+    return _not_regular(mode)
+
+
+def read_exports(path: Path, reject: Reject, max_bytes: int) -> Iterator[tuple[int, object]]:
+    """``(line where the export starts, parsed export)`` for each export in the file.
+
+    Only regular files (or symbolic links to one) are read. ``max_bytes`` caps what one
+    file may expand to once gunzipped, the size of a plain ``.json`` file (parsed whole)
+    and the length of a plain NDJSON line; the exports read before the cap is reached are
+    kept and the rest is rejected with the reason.
+    """
+    problem = _file_problem(path)
+    if problem is not None:
+        reject(None, problem)
         return
     kind = export_format(path)
     if kind is None:
         reject(None, "not an export file (expected .json, .ndjson or .jsonl, optionally .gz)")
         return
     by_line, gz = kind
-    yield from (_read_lines if by_line else _read_document)(path, gz, reject)
+    yield from (_read_lines if by_line else _read_document)(path, gz, reject, max_bytes)

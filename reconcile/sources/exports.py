@@ -6,7 +6,12 @@ Only a missing top-level path is an error. Range checks (negative counts, percen
 over 100, future timestamps) are the schema's job, not this loader's.
 
 Formats: ``*.json`` (one export or an array of exports), ``*.ndjson`` / ``*.jsonl`` (one
-export a line, streamed), each optionally ``.gz``; directories are read recursively.
+export a line, streamed), each optionally ``.gz``; directories are read recursively. Only
+regular files are read, and no file may expand past a cap (see :func:`load_exports`).
+
+A ``tutorial_progress_*`` key that cannot be a record (a flag such as
+``tutorial_progress_migrated = true``, see :func:`_is_flag`) is an ignored key, like
+``theme``: the quarantine holds only what a person must look at.
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from reconcile.config import Config
 from reconcile.errors import ConfigError
 from reconcile.model import (
     LOCAL_EXTRA_COLUMNS,
@@ -81,8 +86,8 @@ class ExportStats:
 
     files: int  # files read (after directory expansion)
     exports: int  # envelopes accepted
-    progress_records: int  # every tutorial_progress_* key in accepted envelopes
-    ignored_keys: int  # other localStorage keys (e.g. "theme"), counted, ignored
+    progress_records: int  # every tutorial_progress_* key in accepted envelopes, but flags
+    ignored_keys: int  # other localStorage keys (e.g. "theme") and flags, counted, ignored
     foreign_records: int  # progress keys whose user is not the envelope's user
 
 
@@ -139,8 +144,8 @@ def iter_export_files(paths: Sequence[Path]) -> list[Path]:
     """
     found: dict[Path, Path] = {}
     for path in map(Path, paths):
-        try:
-            is_dir, exists = path.is_dir(), path.exists()
+        try:  # a dangling link or a loop exists, to be quarantined when read
+            is_dir, exists = path.is_dir(), os.path.lexists(path)
         except OSError:
             is_dir, exists = False, True  # unreadable: quarantined when read
         if not exists:
@@ -209,12 +214,12 @@ def _add_export(out: _Collector, origin: _Origin, export: object) -> None:
     rows, progress = out.records.rows, 0
     for key, raw in storage.items():
         if key.startswith(PROGRESS_PREFIX):
-            progress += 1
             row = _common_record(key, raw, user, origin, exported_ns)
-            if row is None:
-                _add_record(out, origin, (user, exported_ns), key, raw)
-            else:
+            if row is not None:
                 rows.append(row)
+            elif not _add_record(out, origin, (user, exported_ns), key, raw):
+                continue  # a flag, not a record: an ignored key
+            progress += 1
     out.progress += progress
     out.ignored += len(storage) - progress
     if len(rows) >= _Records.CHUNK:
@@ -279,9 +284,24 @@ def _ids_problem(value: dict[str, Any], tutorial: str, user: str) -> str | None:
     return None
 
 
+def _is_flag(key: str, raw: object, envelope_user: str) -> bool:
+    """Whether a progress key whose ids do not resolve is a flag the site writes, not a record.
+
+    It is when nothing in it could be a lost record of this user: the key does not end
+    with ``_<envelope userId>``, and the value holds no JSON object, nor text that tries
+    to be one (``true``, ``"1"``, ``42``, ``null``, ``[1, 2]``, ``done``; not ``{"to``).
+    """
+    if key.endswith(f"_{envelope_user}"):
+        return False
+    if isinstance(raw, str):
+        return "{" not in raw
+    return not isinstance(raw, dict | list)
+
+
 def _add_record(
     out: _Collector, origin: _Origin, envelope: tuple[str, int | None], key: str, raw: object
-) -> None:
+) -> bool:
+    """Place one progress key that :func:`_common_record` left; False for a flag (ignored)."""
     envelope_user, exported_ns = envelope
     value: dict[str, Any] | None = None
     try:
@@ -292,18 +312,21 @@ def _add_record(
         problem = None
     ids = _resolve_key(key[len(PROGRESS_PREFIX) :], envelope_user, value)
     if isinstance(ids, str):
+        if _is_flag(key, raw, envelope_user):
+            return False
         out.reject(origin, problem or ids, key)
-        return
+        return True
     tutorial, user = ids
     extra = (origin.file, origin.line, key, envelope_user, exported_ns)
     if user != envelope_user:  # a shared computer or a forged key: set aside, never repaired
         out.foreign.append((user, tutorial, *extra))
-        return
+        return True
     typed = _typed(value, tutorial, user) if problem is None and value is not None else problem
     if isinstance(typed, Progress):
         out.records.rows.append((user, tutorial, *typed, *extra))
     else:
         out.reject(origin, typed or "value is not an object", key, user, tutorial)
+    return True
 
 
 def _typed(value: dict[str, Any], tutorial: str, user: str) -> Progress | str:
@@ -473,25 +496,29 @@ def _rejecter(out: _Collector, file: str) -> Reject:
     return reject
 
 
-def _read_all(files: list[Path]) -> _Collector:
+def _read_all(files: list[Path], max_bytes: int) -> _Collector:
     out = _Collector()
     for path in files:
         file = str(path)
-        for line, export in read_exports(path, _rejecter(out, file)):
+        for line, export in read_exports(path, _rejecter(out, file), max_bytes):
             _add_export(out, _Origin(file, line), export)
     out.records.flush(out.quarantine_at)
     return out
 
 
-def load_exports(paths: Sequence[Path], *, now: datetime | None = None) -> ExportsLoad:
+def load_exports(
+    paths: Sequence[Path], *, max_decompressed_bytes: int = Config.max_decompressed_bytes
+) -> ExportsLoad:
     """Read every export under ``paths``: own records, foreign records, quarantine.
 
-    ``now`` is accepted for the pipeline's single clock; nothing here depends on it
-    (future timestamps are a range check, done by the schema).
+    ``max_decompressed_bytes`` (``Config.max_decompressed_bytes``) caps what one file may
+    expand to once gunzipped, the size of a plain ``.json`` file and the length of a plain
+    NDJSON line, so that memory stays bounded whatever the input: the exports read before
+    the cap are kept, the rest of the file is quarantined with the reason.
     """
     files = iter_export_files(paths)
     with _no_cyclic_gc():
-        out = _read_all(files)
+        out = _read_all(files, max_decompressed_bytes)
         quarantine = _with_rejects(out.quarantine, out.records.rejects)
         frames = (
             out.records.frame(),
