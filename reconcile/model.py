@@ -108,15 +108,23 @@ LOCAL_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
     "exported_at",  # datetime64[ns, UTC]
 )
 
-#: Columns of a loader's quarantine: every rejected file, line or record, with its reason.
-QUARANTINE_COLUMNS: Final[tuple[str, ...]] = (
-    "source_file",
-    "source_line",  # Int64, NA when the whole file is rejected
-    "storage_key",  # str or NA when the rejection is above record level
-    "user_id",  # the key's user when it could be resolved, else NA
-    "tutorial_id",  # the key's tutorial when it could be resolved, else NA
-    "reason",
-)
+#: The quarantine: every rejected file, line or record, with its reason, one row each.
+#: Its columns, as ``{loader's name: the run's name}``, in order. The exports loader names
+#: a record's origin as the local frame does (:data:`LOCAL_EXTRA_COLUMNS`); the run's
+#: quarantine (``RunResult.quarantine``, ``quarantine.csv``, the report, ``load_run``)
+#: uses SPEC 4's names. The pipeline renames once, when it builds the run's quarantine.
+QUARANTINE_NAMES: Final[dict[str, str]] = {
+    "source_file": "file",
+    "source_line": "line",  # Int64, NA when the whole file is rejected
+    "storage_key": "key",  # str or NA when the rejection is above record level
+    "user_id": "user_id",  # the key's user when it could be resolved, else NA
+    "tutorial_id": "tutorial_id",  # the key's tutorial when it could be resolved, else NA
+    "reason": "reason",
+}
+#: Columns of a loader's quarantine (``ExportsLoad.quarantine``).
+QUARANTINE_COLUMNS: Final[tuple[str, ...]] = tuple(QUARANTINE_NAMES)
+#: Columns of the run's quarantine and of ``quarantine.csv``: file, line, key, ..., reason.
+RUN_QUARANTINE_COLUMNS: Final[tuple[str, ...]] = tuple(QUARANTINE_NAMES.values())
 
 #: Tables that ``repair.sql`` creates to back up what it changes: ``<prefix><run id>``.
 BACKUP_PREFIX: Final = "reconcile_backup_"
@@ -129,17 +137,6 @@ REPAIR: Final = "repair.sql"
 ROLLBACK: Final = "rollback.sql"
 REVIEW: Final = "review.sql"
 REPORT: Final = "index.html"
-
-#: The run's quarantine (``quarantine.csv``) names its columns as SPEC 4 does:
-#: file, line, key, reason (plus the key's resolved user and tutorial when known).
-QUARANTINE_OUTPUT_NAMES: Final[dict[str, str]] = {
-    "source_file": "file",
-    "source_line": "line",
-    "storage_key": "key",
-}
-RUN_QUARANTINE_COLUMNS: Final[tuple[str, ...]] = tuple(
-    QUARANTINE_OUTPUT_NAMES.get(c, c) for c in QUARANTINE_COLUMNS
-)
 
 #: Unit-less rounding of completion_percentage (SPEC 2: equality tolerates 2 decimals).
 PERCENT_DECIMALS: Final[int] = 2

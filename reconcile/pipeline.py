@@ -18,11 +18,7 @@ from reconcile.compare.status import CheckedBackend, build_diff, user_totals
 from reconcile.config import Config
 from reconcile.db import parse_url, redact
 from reconcile.errors import ConfigError
-from reconcile.model import (
-    QUARANTINE_COLUMNS,
-    QUARANTINE_OUTPUT_NAMES,
-    RUN_QUARANTINE_COLUMNS,
-)
+from reconcile.model import QUARANTINE_COLUMNS, QUARANTINE_NAMES
 from reconcile.outputs.folder import RunFolder, run_lock
 from reconcile.outputs.result import RunResult, SourceInfo
 from reconcile.repair.scripts import build_repair_scripts
@@ -48,13 +44,19 @@ def run_job(
     out: Path,
     config: Config,
     now: datetime | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Run the whole job and write ``<out>/<run-id>/``; return the run's result.
+
+    ``now`` (the clock of the checks) and ``run_id`` (default :func:`new_run_id`) pin a
+    run for reproducible outputs, as the golden-file tests do.
 
     Raises :class:`~reconcile.errors.ConfigError` for unusable arguments and
     :class:`~reconcile.errors.SourceError` when a source cannot be read; nothing is
     written in either case.
     """
+    if run_id is not None and (Path(run_id).name != run_id or run_id.startswith(".")):
+        raise ConfigError(f"run id {run_id!r}: not a plain folder name")
     parse_url(database_url)
     iter_export_files(exports)  # fail fast on a missing path, before touching the database
     suites = expectations.load_suites(config.expectations_dir)  # fail fast on a bad suite
@@ -67,7 +69,7 @@ def run_job(
         raise ConfigError(f"--out: cannot create {out}: {exc.strerror}") from None
     stage = _Stages()
     with run_lock(out):
-        run_id = new_run_id(started)
+        run_id = run_id or new_run_id(started)
         with stage("load_backend"):
             backend = load_backend(database_url, config.schema, config.table)
         with stage("load_exports"):
@@ -124,7 +126,7 @@ def run_job(
                 actions=scripts.counts,
                 history_note=_history_note(past),
                 docs_index=outcome.docs_index,
-                timings=stage.seconds,
+                timings=dict(stage.seconds),
             )
             with stage("write"):
                 folder.write(result, scripts)
@@ -173,17 +175,20 @@ def _source_info(
 def _quarantine(
     loader: pd.DataFrame, records: pd.DataFrame, gate: schemas.RecordGate
 ) -> pd.DataFrame:
-    """The loader's rejections plus the records the schema rejected, with their reasons,
-    in the run's quarantine columns (:data:`~reconcile.model.RUN_QUARANTINE_COLUMNS`)."""
-    frames = [loader[list(QUARANTINE_COLUMNS)]]
+    """The run's quarantine: the loader's rejections plus the records the schema rejected.
+
+    Renamed here, and only here, to SPEC 4's columns (:data:`~reconcile.model.QUARANTINE_NAMES`).
+    """
+    columns = list(QUARANTINE_COLUMNS)
+    frames = [loader[columns]]
     if not gate.failures.empty:
         reasons = gate.failures.groupby("row", sort=False)["reason"].agg("; ".join)
-        rejected = records.loc[reasons.index, list(QUARANTINE_COLUMNS[:-1])]
-        frames.append(rejected.assign(reason=reasons.to_numpy()))
+        rejected = records.loc[reasons.index].assign(reason=reasons.to_numpy())
+        frames.append(rejected[columns])
     frames = [f for f in frames if not f.empty] or frames[:1]
-    out = pd.concat(frames, ignore_index=True).rename(columns=QUARANTINE_OUTPUT_NAMES)
+    out = pd.concat(frames, ignore_index=True).rename(columns=QUARANTINE_NAMES)
     out["line"] = out["line"].astype("Int64")
-    return out[list(RUN_QUARANTINE_COLUMNS)]
+    return out
 
 
 def _gate_reasons(rows: pd.DataFrame, *, now: datetime, config: Config) -> pd.Series:

@@ -8,7 +8,7 @@ the next run rejects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -295,9 +295,11 @@ def user_totals(diff: pd.DataFrame) -> UserTotals:
     return UserTotals(len(users), migrated, round(rate, 6), int(risky.sum()))
 
 
-def status_counts(statuses: Iterable[str]) -> dict[str, int]:
+def status_counts(statuses: pd.Series) -> dict[str, int]:
     """Count per status, every status present (zero when absent), in precedence order."""
-    counts = dict.fromkeys((s.value for s in Status), 0)
-    for status in statuses:
-        counts[status] += 1
-    return counts
+    order = [s.value for s in Status]
+    counted = statuses.value_counts().reindex(order, fill_value=0)
+    if int(counted.sum()) != len(statuses):
+        unknown = statuses[~statuses.isin(order)].unique().tolist()
+        raise ValueError(f"not a status: {unknown}")
+    return {status: int(n) for status, n in counted.items()}

@@ -31,6 +31,7 @@ from reconcile.model import (
     SUMMARY,
 )
 from reconcile.outputs.csv_safe import write_csv
+from reconcile.outputs.files import fsync_dir, fsync_tree
 from reconcile.outputs.report.html import render_report
 from reconcile.outputs.result import RunResult
 from reconcile.repair.scripts import RepairScripts
@@ -83,9 +84,9 @@ class RunFolder:
         trace: TracebackType | None,
     ) -> None:
         if kind is None:
-            _fsync_tree(self.path)
+            fsync_tree(self.path)
             os.rename(self.path, self.final)
-            _fsync_dir(self.final.parent)
+            fsync_dir(self.final.parent)
         else:
             shutil.rmtree(self.path, ignore_errors=True)
 
@@ -123,19 +124,3 @@ def _json(value: Any) -> str | None:
     if not isinstance(value, dict):
         return None
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
-    _fsync_dir(root)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -31,7 +31,12 @@ class SourceInfo:
 
 @dataclass(frozen=True)
 class RunResult:
-    """Everything one run found. ``diff`` has one row per key (model.DIFF_COLUMNS)."""
+    """Everything one run found. ``diff`` has one row per key (model.DIFF_COLUMNS).
+
+    ``counts``, ``exit_code`` and ``summary`` are derived once, when the result is made,
+    so every output (report, ``summary.json``, history, CLI) renders the same figures and
+    none recounts; the result and its frames are read-only from then on.
+    """
 
     run_id: str
     started_at: datetime
@@ -47,9 +52,15 @@ class RunResult:
     docs_index: Path | None = None
     #: Seconds per stage of the run (load, validate, compare, checks, ...).
     timings: dict[str, float] = field(default_factory=dict)
+    #: Keys per status (every status, in precedence order), then ``backend_rows``,
+    #: ``local_records``, ``quarantined`` and ``users_with_local_data``.
+    counts: dict[str, int] = field(init=False, repr=False, compare=False)
+    #: 1 when any key needs a repair or a review, or any check failed; else 0.
+    exit_code: ExitCode = field(init=False, repr=False, compare=False)
+    #: The content of ``summary.json`` (SPEC 4).
+    summary: dict[str, Any] = field(init=False, repr=False, compare=False)
 
-    @property
-    def counts(self) -> dict[str, int]:
+    def __post_init__(self) -> None:
         counts = status_counts(self.diff["status"])
         counts.update(
             backend_rows=self.source.backend_rows,
@@ -57,26 +68,23 @@ class RunResult:
             quarantined=len(self.quarantine),
             users_with_local_data=self.totals.users_with_local_data,
         )
-        return counts
+        actionable = any(counts[s.value] for s in ACTIONABLE)
+        exit_code = ExitCode.ACTIONABLE if actionable or self.failed_checks else ExitCode.OK
+        # A frozen dataclass sets its own derived fields through object.__setattr__.
+        object.__setattr__(self, "counts", counts)
+        object.__setattr__(self, "exit_code", exit_code)
+        object.__setattr__(self, "summary", self._summary())
 
     @property
     def failed_checks(self) -> list[CheckResult]:
         return [c for c in self.checks if not c.success]
 
-    @property
-    def exit_code(self) -> ExitCode:
-        """1 when any key needs a repair or a review, or any check failed; else 0."""
-        actionable = self.diff["status"].isin([s.value for s in ACTIONABLE]).any()
-        return ExitCode.ACTIONABLE if actionable or self.failed_checks else ExitCode.OK
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        """The content of ``summary.json`` (SPEC 4)."""
+    def _summary(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
-            "counts": self.counts,
+            "counts": dict(self.counts),
             "migration_success_rate": self.totals.migration_success_rate,
             "migrated_users": self.totals.migrated_users,
             "at_risk": self.totals.at_risk,

@@ -13,7 +13,7 @@ A night is *good* when none of its night-over-night checks failed (backend count
 volume, progress regression, vanished rows); row-level range anomalies are reported but
 do not spoil it (they would otherwise freeze the baseline until every bad row is fixed).
 
-Both files are written atomically (a temporary file, then ``os.replace``).
+Both files are written atomically (:mod:`reconcile.outputs.files`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reconcile.model import KEY, CheckResult
+from reconcile.outputs.files import write_atomic, write_atomic_with
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +178,7 @@ def record_night(
     previous = metrics_path.read_bytes() if metrics_path.exists() else b""
     if previous and not previous.endswith(b"\n"):
         previous += b"\n"
-    _write_atomic(metrics_path, previous + line.encode("utf-8") + b"\n")
+    write_atomic(metrics_path, previous + line.encode("utf-8") + b"\n")
     if good:
         _write_snapshot(folder / SNAPSHOT_FILE, backend, run_id)
     log.info("history: recorded run %s (good=%s) in %s", run_id, good, folder)
@@ -247,19 +246,6 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------------------------------
 # The snapshot
 
@@ -317,16 +303,7 @@ def _write_snapshot(path: Path, backend: pd.DataFrame, run_id: str) -> None:
     table = pa.Table.from_pandas(
         progress_digest(backend), schema=_SNAPSHOT_SCHEMA, preserve_index=False
     ).replace_schema_metadata({"run_id": run_id})
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, temp, compression="zstd")
-        with open(temp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomic_with(path, lambda temp: pq.write_table(table, temp, compression="zstd"))
 
 
 def _read_snapshot(path: Path) -> tuple[pd.DataFrame, str | None]:
