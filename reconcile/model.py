@@ -174,6 +174,7 @@ DIFF_COLUMNS: Final[tuple[str, ...]] = (
     "quarantined_records",  # int: own local records of this key that were quarantined
     "foreign_records",  # int: records of this key found in another user's export
     "backend_id",  # Int64: the backend row's id, NA when there is none
+    "failed_checks",  # str: record-gate rules the backend row broke, joined by ";" ("" if none)
     *(f"local_{f}" for f in PROGRESS_FIELDS),
     *(f"backend_{f}" for f in PROGRESS_FIELDS),
 )

@@ -58,7 +58,7 @@ def run_job(
     if run_id is not None and (Path(run_id).name != run_id or run_id.startswith(".")):
         raise ConfigError(f"run id {run_id!r}: not a plain folder name")
     parse_url(database_url)
-    iter_export_files(exports)  # fail fast on a missing path, before touching the database
+    files = iter_export_files(exports)  # walked once; a missing path fails before the database
     suites = expectations.load_suites(config.expectations_dir)  # fail fast on a bad suite
     started = datetime.now(UTC)
     clock = now or started
@@ -73,7 +73,7 @@ def run_job(
         with stage("load_backend"):
             backend = load_backend(database_url, config.schema, config.table)
         with stage("load_exports"):
-            local = load_exports(exports)
+            local = load_exports(files, max_decompressed_bytes=config.max_decompressed_bytes)
         with stage("validate_records"):
             backend_gate = schemas.validate_backend(backend.frame, now=clock, config=config)
             local_gate = schemas.validate_local(local.records, now=clock, config=config)
@@ -81,7 +81,7 @@ def run_job(
             quarantine = _quarantine(local.quarantine, local.records, local_gate)
         with stage("compare"):
             diff = build_diff(
-                CheckedBackend(backend.frame, backend_gate.reasons()),
+                CheckedBackend(backend.frame, backend_gate.reasons(), backend_gate.checks()),
                 merge_local(valid_local),
                 quarantined=quarantine,
                 foreign=local.foreign,
@@ -97,6 +97,7 @@ def run_job(
                     history=past,
                     now=clock,
                     docs_dir=folder.path / "data-docs",
+                    suites=suites,
                 )
                 checks = (
                     *outcome.checks,

@@ -129,10 +129,15 @@ def key_counts(frame: pd.DataFrame, name: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class CheckedBackend:
-    """The backend rows and, per row (same index), why it failed the record gate ("" if not)."""
+    """The backend rows and, per row (same index), why it failed the record gate.
+
+    ``reasons`` are sentences for people ("" when the row passed); ``checks`` the names of
+    the rules it broke, joined by ";" (they decide the fixes review.sql suggests).
+    """
 
     frame: pd.DataFrame
     reasons: pd.Series
+    checks: pd.Series | None = None
 
 
 def build_diff(
@@ -154,17 +159,33 @@ def build_diff(
     reasons = backend.reasons.reindex(b.index, fill_value="backend row failed validation")
     b["_why"] = reasons.fillna("").astype(str).to_numpy(dtype=object)
     b["_valid"] = b["_why"] == ""
+    checks = backend.checks if backend.checks is not None else pd.Series("", index=b.index)
+    b["failed_checks"] = (
+        checks.reindex(b.index, fill_value="").fillna("").astype(str).to_numpy(dtype=object)
+    )
     duplicated = b.duplicated(list(KEY), keep=False)
     if duplicated.any():  # production may lack the UNIQUE constraint: one status per key
         b.loc[duplicated, "_valid"] = False
         b.loc[duplicated, "_why"] = "several backend rows for this key"
+        b.loc[duplicated, "failed_checks"] = b.loc[duplicated, "failed_checks"].map(
+            lambda c: ";".join(dict.fromkeys([*filter(None, c.split(";")), "unique_key"]))
+        )
         b = b.drop_duplicates(list(KEY), keep="first")
     b = b.rename(columns={f: f"backend_{f}" for f in PROGRESS_FIELDS}).rename(
         columns={"id": "backend_id"}
     )
     loc = local.rename(columns={f: f"local_{f}" for f in PROGRESS_FIELDS})
     keys = pd.merge(
-        b[[*KEY, "backend_id", "_valid", "_why", *(f"backend_{f}" for f in PROGRESS_FIELDS)]],
+        b[
+            [
+                *KEY,
+                "backend_id",
+                "_valid",
+                "_why",
+                "failed_checks",
+                *(f"backend_{f}" for f in PROGRESS_FIELDS),
+            ]
+        ],
         loc,
         on=list(KEY),
         how="outer",
@@ -181,6 +202,7 @@ def build_diff(
     keys["differences"] = [v.differences for v in verdicts]
     keys["action"] = [ACTION_BY_STATUS[v.status].value for v in verdicts]
     keys["backend_id"] = keys["backend_id"].astype("Int64")
+    keys["failed_checks"] = keys["failed_checks"].fillna("").astype(str)
     if gate is not None:
         _hold_unwritable(keys, gate)
     has_backend_cert = keys["backend_certificate_earned"].fillna(False).astype(bool)

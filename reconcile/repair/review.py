@@ -6,22 +6,18 @@ a comment), says why it needs a person and, where a fix follows from the row, gi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from reconcile.model import Status
-from reconcile.repair.quoting import as_int, comment_literal, missing, printable, show
-from reconcile.repair.templates import render
-from reconcile.rules import completion
+from reconcile.repair.quoting import as_int, comment_literal, printable, show
+from reconcile.repair.templates import COMPLETION_SQL, render
+from reconcile.validate import records
 
-_RECOMPUTE = "LEAST(100, round(100.0 * {count} / NULLIF(total_chapters, 0), 2))"
 _CLAMP_QUIZ = (
     "(SELECT COALESCE(jsonb_object_agg(key, LEAST(100, GREATEST(0, value::numeric))), '{}')"
     " FROM jsonb_each(quiz_scores))"
 )
-
-
-def _float(value: Any) -> float | None:
-    return None if missing(value) else float(value)
 
 
 def _where(row: dict[str, Any]) -> str:
@@ -38,40 +34,82 @@ def _update(table: str, sets: list[str], where: str) -> list[str]:
     return [*"\n".join(lines).splitlines(), f" WHERE {where};"]
 
 
-def _backend_fixes(row: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """SET clauses and notes for an invalid backend row, from its values."""
-    sets: list[str] = []
-    notes: list[str] = []
+def _recompute(count: str) -> str:
+    return COMPLETION_SQL.format(total="total_chapters", count=count)
+
+
+_COUNT_LIST = "cardinality(completed_chapters)"
+_SET_COUNT = f"chapters_completed = {_COUNT_LIST}"
+
+
+def _watch_fix(row: dict[str, Any]) -> Fix:
     watch = as_int(row["backend_total_watch_time"])
     if watch is not None and watch < 0:
-        sets.append("total_watch_time = 0")
-        notes.append("negative total_watch_time: set it to 0")
+        return ["total_watch_time = 0"], "negative total_watch_time: set it to 0"
+    return [], "total_watch_time is beyond the configured cap: check the client that wrote it"
+
+
+def _completion_fix(row: dict[str, Any]) -> Fix:
+    return [f"completion_percentage = {_recompute('chapters_completed')}"], (
+        "completion_percentage outside 0..100: recompute it from the chapters"
+    )
+
+
+def _count_fix(row: dict[str, Any]) -> Fix:
     chapters = row["backend_completed_chapters"]
-    count = as_int(row["backend_chapters_completed"])
-    count_sql = "chapters_completed"
-    if isinstance(chapters, list | tuple) and chapters and count != len(chapters):
-        sets.append("chapters_completed = cardinality(completed_chapters)")
-        notes.append("chapters_completed does not match the chapter list: count the list")
-        count, count_sql = len(chapters), "cardinality(completed_chapters)"
-    total = as_int(row["backend_total_chapters"])
-    percent = _float(row["backend_completion_percentage"])
-    if total is not None and total > 0 and count is not None:
-        expected = completion(count, total)
-        if percent is None or abs(percent - expected) > 0.01:
-            sets.append(f"completion_percentage = {_RECOMPUTE.format(count=count_sql)}")
-            notes.append("completion_percentage disagrees with the chapters: recompute it")
-        if count > total:
-            notes.append("chapters_completed exceeds total_chapters: check the real chapter count")
-    elif percent is not None and not 0 <= percent <= 100:
-        sets.append(f"completion_percentage = {100 if percent > 100 else 0}")
-        notes.append("completion_percentage outside 0..100: clamp it")
-    scores = row["backend_quiz_scores"] or {}
-    if any(not (isinstance(v, int | float) and 0 <= v <= 100) for v in scores.values()):
-        sets.append(f"quiz_scores = {_CLAMP_QUIZ}")
-        notes.append("a quiz score outside 0..100: clamp it")
-    started, completed = row["backend_started_at"], row["backend_completed_at"]
-    if not missing(started) and not missing(completed) and completed < started:
-        notes.append("completed_at is before started_at: check the timestamps")
+    if isinstance(chapters, list | tuple) and chapters:
+        return [_SET_COUNT, _RECOMPUTED_FROM_LIST], "count the chapter list, recompute completion"
+    return [], "chapters_completed is negative and no chapter list is known: check the row"
+
+
+def _note(text: str) -> Callable[[dict[str, Any]], Fix]:
+    return lambda row: ([], text)
+
+
+Fix = tuple[list[str], str]
+_RECOMPUTED_FROM_LIST = f"completion_percentage = {_recompute(_COUNT_LIST)}"
+
+#: A suggestion per rule of the record gate (:mod:`reconcile.validate.records`): the
+#: rules a backend row broke (``failed_checks`` in the diff) decide what review.sql says.
+FIXES: dict[str, Callable[[dict[str, Any]], Fix]] = {
+    records.UNIQUE_KEY: _note(
+        "several rows hold this key: keep the one with the most progress, delete the others"
+    ),
+    records.COMPLETION_RANGE: _completion_fix,
+    records.QUIZ_RANGE: lambda row: (
+        [f"quiz_scores = {_CLAMP_QUIZ}"],
+        "a quiz score outside 0..100: clamp it",
+    ),
+    records.WATCH_TIME_RANGE: _watch_fix,
+    records.TOTAL_POSITIVE: _note("total_chapters is not positive: set the tutorial's real count"),
+    records.COMPLETED_NONNEGATIVE: _count_fix,
+    records.COMPLETED_LE_TOTAL: _note(
+        "chapters_completed exceeds total_chapters: check the tutorial's real chapter count"
+    ),
+    records.COMPLETED_MATCHES_LIST: lambda row: (
+        [_SET_COUNT, _RECOMPUTED_FROM_LIST],
+        "chapters_completed does not match the chapter list: count the list, recompute completion",
+    ),
+    records.NOT_IN_FUTURE: _note("a timestamp lies in the future: check the client's clock"),
+    records.STARTED_LE_COMPLETED: _note("completed_at is before started_at: check the timestamps"),
+    records.UPDATED_GE_CREATED: _note("updated_at is before created_at: check the timestamps"),
+    records.CERTIFICATE_NEEDS_COMPLETION: _note(
+        "a certificate below 100 % completion: check that the user earned it"
+    ),
+}
+
+
+def _backend_fixes(row: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """SET clauses and notes for an invalid backend row, one per rule it broke."""
+    sets: list[str] = []
+    notes: list[str] = []
+    for rule in str(row.get("failed_checks") or "").split(";"):
+        fix = FIXES.get(rule.strip())
+        if fix is None:
+            continue
+        clauses, note = fix(row)
+        sets += [c for c in clauses if c.split(" = ")[0] not in {s.split(" = ")[0] for s in sets}]
+        notes.append(note)
     return sets, notes
 
 
@@ -114,7 +152,7 @@ def _review_entry(row: dict[str, Any], table: str, *, certificate: bool) -> list
         sets = [
             f"total_chapters = {local_total}",
             "completion_percentage = "
-            f"LEAST(100, round(100.0 * chapters_completed / {local_total}, 2))",
+            + COMPLETION_SQL.format(total=local_total, count="chapters_completed"),
         ]
     if sets:
         lines += ["fix:", *_update(table, sets, where)]

@@ -42,7 +42,7 @@ from reconcile.repair.quoting import (
     target_display,
 )
 from reconcile.repair.review import review_sql
-from reconcile.repair.templates import render
+from reconcile.repair.templates import COMPLETION_SQL, render
 from reconcile.rules import MERGE_RULES, MERGED_FIELDS, Rule
 from reconcile.sources.backend import qualified_table
 
@@ -79,19 +79,13 @@ _INPUT_CONSTRAINTS = {
     "tutorial_id": " NOT NULL",
 }
 
-#: ``completion_percentage`` from a count and a total (SPEC 3), as PostgreSQL computes it:
-#: ``round(numeric, 2)`` rounds half away from zero, like :func:`reconcile.rules.completion`.
-_COMPLETION = (
-    "CASE WHEN {total} > 0 THEN LEAST(100, round(100.0 * {count} / {total}, 2)) ELSE 0 END"
-)
-
 #: The SQL of each merge rule, against the locked row ``t`` and the input row ``i``; the
 #: union of chapter ids is the lateral ``c`` and the merged count the lateral ``k`` (see
 #: ``sql/repair_steps.sql``). KEEP_BACKEND fields are not written at all.
 _RULE_SQL: dict[Rule, str] = {
     Rule.UNION: "c.{field}",
     Rule.COUNT: "k.{field}",
-    Rule.RECOMPUTE: _COMPLETION.format(total="t.total_chapters", count="k.chapters_completed"),
+    Rule.RECOMPUTE: COMPLETION_SQL.format(total="t.total_chapters", count="k.chapters_completed"),
     Rule.MAX: "GREATEST(t.{field}, i.{field})",
     Rule.MIN: "LEAST(t.{field}, i.{field})",
     Rule.PER_KEY_MAX: """CASE WHEN jsonb_typeof(t.{field}) = 'object'
@@ -223,7 +217,7 @@ def _repair_sql(
         "merged": ", ".join(f"m.{c}" for c in MERGED_FIELDS),
         "assignments": ",\n           ".join(f"{c} = m.{c}" for c in MERGED_FIELDS),
         "merged_columns": merged_columns(),
-        "insert_completion": _COMPLETION.format(total="i.total_chapters", count="k.n"),
+        "insert_completion": COMPLETION_SQL.format(total="i.total_chapters", count="k.n"),
         "inserted": INSERTED,
         "merged_outcome": MERGED,
     }

@@ -15,6 +15,12 @@ from typing import Any
 
 from psycopg import sql
 
+#: ``completion_percentage`` from a count and a total (SPEC 3), as PostgreSQL computes it:
+#: ``round(numeric, 2)`` rounds half away from zero, like :func:`reconcile.rules.completion`.
+COMPLETION_SQL = (
+    "CASE WHEN {total} > 0 THEN LEAST(100, round(100.0 * {count} / {total}, 2)) ELSE 0 END"
+)
+
 
 @functools.cache
 def template(name: str) -> sql.SQL:

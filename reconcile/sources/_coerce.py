@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from reconcile.model import PERCENT_DECIMALS
+from reconcile.rules import completion
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -230,9 +230,7 @@ def _quiz_scores(value: object) -> dict[str, float]:
 def _percentage(value: object, chapters: int, total: int) -> float:
     if value is not None:
         return to_float("completionPercentage", value)
-    if total == 0:
-        return 0.0
-    return min(100.0, round(100 * chapters / total, PERCENT_DECIMALS))
+    return completion(chapters, total)
 
 
 def decode_common(raw: object) -> dict[str, Any] | None:

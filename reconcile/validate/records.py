@@ -96,7 +96,14 @@ class RecordGate:
 
     def reasons(self) -> pd.Series:
         """Per record (the input's index), its reasons joined by "; ", "" when it passed."""
-        joined = self.failures.groupby("row", sort=False)["reason"].agg("; ".join)
+        return self._joined("reason")
+
+    def checks(self) -> pd.Series:
+        """Per record (the input's index), the rules it broke joined by ";", "" if none."""
+        return self._joined("check", ";")
+
+    def _joined(self, column: str, sep: str = "; ") -> pd.Series:
+        joined = self.failures.groupby("row", sort=False)[column].agg(sep.join)
         return joined.reindex(self.valid.index, fill_value="").astype(object)
 
 

@@ -238,13 +238,17 @@ def run_checks(
     history: History,
     now: datetime,
     docs_dir: Path | None,
+    suites: dict[str, dict[str, Any]] | None = None,
 ) -> ChecksOutcome:
     """Validate ``backend`` and the valid ``local`` records against every suite.
 
+    ``suites`` are :func:`load_suites`' result (the run loads them once, before it reads
+    anything, to fail fast); without them they are read from ``config.expectations_dir``.
     Count bounds come from ``history``; with ``docs_dir``, Data Docs are built there.
     A check GX cannot run (e.g. a column no frame has) is a failed check, not an error.
     """
-    suites = load_suites(config.expectations_dir)
+    if suites is None:
+        suites = load_suites(config.expectations_dir)
     bounds = count_anomaly_bounds(history)
     parameters = {
         "max_watch_time_seconds": config.max_watch_time_seconds,

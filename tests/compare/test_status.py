@@ -1,116 +1,18 @@
-"""Merge and status rules (SPEC 2 and 3) as pure functions, without a server."""
+"""Statuses (SPEC 2) and per-user figures as pure functions, without a server."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from reconcile.compare.merge import merge_local
 from reconcile.compare.status import CheckedBackend, build_diff, compare_progress, user_totals
-from reconcile.model import PROGRESS_COLUMNS, Status
-from reconcile.rules import completion
-
-NAT = pd.NaT
-
-
-def record(
-    user: str, tutorial: str, chapters: tuple[str, ...] | None, **extra: Any
-) -> dict[str, Any]:
-    count = len(chapters) if chapters is not None else extra.pop("count", 0)
-    base = {
-        "user_id": user,
-        "tutorial_id": tutorial,
-        "completed_chapters": chapters,
-        "chapters_completed": count,
-        "total_chapters": 4,
-        "completion_percentage": completion(count, 4),
-        "quiz_scores": {},
-        "total_watch_time": 0,
-        "certificate_earned": False,
-        "started_at": NAT,
-        "completed_at": NAT,
-        "last_accessed_at": NAT,
-    }
-    base.update(extra)
-    return base
-
-
-def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    out = pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
-    for c in ("chapters_completed", "total_chapters", "total_watch_time"):
-        out[c] = out[c].astype("Int64")
-    for c in ("started_at", "completed_at", "last_accessed_at"):
-        out[c] = pd.to_datetime(out[c], utc=True)
-    return out
-
-
-def test_merge_joins_several_browsers() -> None:
-    t0, t1 = pd.Timestamp("2026-01-01", tz="UTC"), pd.Timestamp("2026-01-05", tz="UTC")
-    merged = merge_local(
-        frame(
-            [
-                record(
-                    "u",
-                    "t",
-                    ("a", "b"),
-                    quiz_scores={"q1": 40, "q2": 90},
-                    total_watch_time=50,
-                    started_at=t1,
-                    last_accessed_at=t1,
-                ),
-                record(
-                    "u",
-                    "t",
-                    ("b", "c"),
-                    quiz_scores={"q1": 70},
-                    total_watch_time=80,
-                    started_at=t0,
-                    last_accessed_at=t0,
-                ),
-                record("u", "t", None, count=1, total_watch_time=10),
-            ]
-        )
-    ).iloc[0]
-    assert merged.completed_chapters == ("a", "b", "c")
-    assert merged.chapters_completed == 3
-    assert merged.completion_percentage == 75.0
-    assert merged.quiz_scores == {"q1": 70, "q2": 90}
-    assert merged.total_watch_time == 80
-    assert merged.started_at == t0 and merged.last_accessed_at == t1
-    assert merged.local_records == 3 and not merged.total_conflict
-
-
-def test_count_only_record_is_never_lowered_by_a_shorter_list() -> None:
-    merged = merge_local(frame([record("u", "t", ("a",)), record("u", "t", None, count=3)])).iloc[0]
-    assert merged.chapters_completed == 3
-
-
-def test_completion_is_capped_and_rounded() -> None:
-    assert completion(1, 3) == 33.33
-    assert completion(9, 4) == 100.0
-    assert completion(2, 0) == 0.0
-
-
-chapter_sets = st.frozensets(st.sampled_from(["a", "b", "c", "d"]))
-quizzes = st.dictionaries(st.sampled_from(["q1", "q2"]), st.integers(0, 100))
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(chapter_sets, quizzes, st.integers(0, 1000)), min_size=1, max_size=4))
-def test_merge_is_order_free_and_idempotent(parts: list[tuple[frozenset[str], dict, int]]) -> None:
-    rows = [
-        record("u", "t", tuple(sorted(c)), quiz_scores=q, total_watch_time=w) for c, q, w in parts
-    ]
-    once = merge_local(frame(rows)).iloc[0]
-    reversed_ = merge_local(frame(rows[::-1])).iloc[0]
-    twice = merge_local(frame([*rows, *rows])).iloc[0]
-    for merged in (reversed_, twice):
-        assert merged.completed_chapters == once.completed_chapters
-        assert merged.quiz_scores == once.quiz_scores
-        assert merged.total_watch_time == once.total_watch_time
+from reconcile.config import Config
+from reconcile.model import Status
+from reconcile.validate.records import validate_backend
+from tests.compare.test_merge import frame, record
 
 
 def _verdict(local: dict[str, Any], backend: dict[str, Any]) -> Status:
@@ -172,9 +74,11 @@ def _diff(
     bad: dict[int, str] | None = None,
     quarantined: list[tuple[str, str]] = (),
     foreign: list[tuple[str, str]] = (),
+    gate: Any = None,
 ) -> pd.DataFrame:
     backend = frame(backend_rows)
     backend["id"] = pd.array(range(1, len(backend) + 1), dtype="Int64")
+    backend["created_at"] = backend["updated_at"] = pd.Timestamp("2026-01-01", tz="UTC")
     bad = bad or {}
     reasons = pd.Series([bad.get(i, "") for i in backend.index], index=backend.index)
     key = lambda pairs: pd.DataFrame(list(pairs), columns=["user_id", "tutorial_id"])  # noqa: E731
@@ -183,6 +87,7 @@ def _diff(
         merge_local(frame(local_rows)),
         quarantined=key(quarantined),
         foreign=key(foreign),
+        gate=gate,
     )
 
 
@@ -231,9 +136,19 @@ def test_user_totals() -> None:
     assert totals.migration_success_rate == round(1 / 3, 6)
 
 
-@given(st.integers(-1000, 10**6), st.integers(1, 10**6))
-def test_completion_rounds_half_up_like_postgresql(chapters: int, total: int) -> None:
-    from decimal import ROUND_HALF_UP, Decimal
+def _record_gate(rows: pd.DataFrame) -> pd.Series:
+    return validate_backend(rows, now=datetime(2026, 2, 1, tzinfo=UTC), config=Config()).reasons()
 
-    exact = (Decimal(100 * chapters) / Decimal(total)).quantize(Decimal("0.01"), ROUND_HALF_UP)
-    assert completion(chapters, total) == min(100.0, float(exact))
+
+def test_a_repair_the_gate_would_reject_is_a_conflict_for_review() -> None:
+    """A count-only record ahead of a chapter list: the merged row could not name them."""
+    backend = [record("old", "t", ("c1", "c2")), record("ok", "t", ("c1",))]
+    local = [record("old", "t", None, count=3), record("ok", "t", ("c1", "c2"))]
+    plain = _diff(backend, local).set_index("user_id")
+    assert plain.loc["old", "status"] == Status.LOCAL_AHEAD  # without the gate: a merge
+    diff = _diff(backend, local, gate=_record_gate).set_index("user_id")
+    assert diff.loc["old", "status"] == Status.CONFLICT
+    assert diff.loc["old", "action"] == "review"
+    assert "cannot be written faithfully" in diff.loc["old", "reason"]
+    assert "chapters_completed 3 differs from the 2 chapter ids" in diff.loc["old", "reason"]
+    assert diff.loc["ok", "status"] == Status.LOCAL_AHEAD  # a faithful merge stays a merge

@@ -12,10 +12,10 @@
 
 -- [invalid_backend] user_id "u-badback", tutorial_id "intro-to-rag", backend id 11
 -- reason: completion_percentage is 120.0, must be within 0..100
--- note: completion_percentage disagrees with the chapters: recompute it
+-- note: completion_percentage outside 0..100: recompute it from the chapters
 -- fix:
 -- UPDATE "public"."tutorial_progress"
---    SET completion_percentage = LEAST(100, round(100.0 * chapters_completed / NULLIF(total_chapters, 0), 2)),
+--    SET completion_percentage = CASE WHEN total_chapters > 0 THEN LEAST(100, round(100.0 * chapters_completed / total_chapters, 2)) ELSE 0 END,
 --        updated_at = now()
 --  WHERE id = 11 AND user_id = 'u-badback' AND tutorial_id = 'intro-to-rag';
 
@@ -25,7 +25,7 @@
 -- fix:
 -- UPDATE "public"."tutorial_progress"
 --    SET total_chapters = 5,
---        completion_percentage = LEAST(100, round(100.0 * chapters_completed / 5, 2)),
+--        completion_percentage = CASE WHEN 5 > 0 THEN LEAST(100, round(100.0 * chapters_completed / 5, 2)) ELSE 0 END,
 --        updated_at = now()
 --  WHERE id = 9 AND user_id = 'u-conf' AND tutorial_id = 'intro-to-rag';
 
@@ -36,13 +36,9 @@
 
 -- [invalid_backend] user_id "u-overcount", tutorial_id "intro-to-rag", backend id 12
 -- reason: chapters_completed 9 exceeds total_chapters 4
--- note: completion_percentage disagrees with the chapters: recompute it
--- note: chapters_completed exceeds total_chapters: check the real chapter count
--- fix:
--- UPDATE "public"."tutorial_progress"
---    SET completion_percentage = LEAST(100, round(100.0 * chapters_completed / NULLIF(total_chapters, 0), 2)),
---        updated_at = now()
---  WHERE id = 12 AND user_id = 'u-overcount' AND tutorial_id = 'intro-to-rag';
+-- note: chapters_completed exceeds total_chapters: check the tutorial's real chapter count
+-- fix: no automatic fix; compare the row with the local record:
+-- SELECT * FROM "public"."tutorial_progress" WHERE id = 12 AND user_id = 'u-overcount' AND tutorial_id = 'intro-to-rag';
 
 -- [certificate claim] user_id "u-cert", tutorial_id "intro-to-rag", backend id 14
 -- reason: a local record says certificateEarned = true, the backend row does not; a repair never grants a certificate.

@@ -143,7 +143,7 @@ def test_a_failing_repair_on_a_missing_table_is_a_source_error(
 
 
 def test_run_apply_run_converges(database_url: str, tmp_path: Path) -> None:
-    """Waiting on the lead's pipeline: run, apply its repair, run again: nothing at risk."""
+    """Run, apply its repair, run again: nothing at risk, and the next repair is empty."""
     from reconcile.pipeline import run_job
     from tests import small_fixture
 

@@ -22,7 +22,7 @@ from reconcile.config import Config
 from reconcile.model import PROGRESS_FIELDS
 from reconcile.repair.apply import apply_repair
 from reconcile.rules import MERGE_RULES, Rule, completion
-from tests.compare.test_status import frame
+from tests.compare.test_merge import frame
 from tests.repair.test_scripts import (
     T0,
     _reset,

@@ -33,6 +33,7 @@ from reconcile.repair.quoting import backup_table_name, read_header, target_disp
 from reconcile.repair.scripts import RepairScripts, build_repair_scripts
 from reconcile.rules import completion
 from reconcile.sources.backend import create_table
+from reconcile.validate import records
 
 TABLE = "tutorial_progress"
 RUN_ID = "20260120T080000Z-3f9a"
@@ -61,6 +62,7 @@ def diff_row(
     backend_id: int | None = None,
     certificate_claim: bool = False,
     reason: str = "",
+    failed_checks: str = "",
 ) -> dict[str, Any]:
     """One diff row: ``local``/``backend`` hold progress fields by their canonical names."""
     from reconcile.model import ACTION_BY_STATUS
@@ -79,6 +81,7 @@ def diff_row(
         quarantined_records=0,
         foreign_records=0,
         backend_id=backend_id,
+        failed_checks=failed_checks,
     )
     for side, values in (("local", local or {}), ("backend", backend or {})):
         for name in PROGRESS_FIELDS:
@@ -531,6 +534,7 @@ def test_review_sql_is_a_no_op_and_its_statements_hit_the_exact_row(
             backend=bad,
             backend_id=ids[h, h],
             reason=h,
+            failed_checks=f"{records.WATCH_TIME_RANGE};{records.COMPLETION_RANGE}",
             local=progress(["c1"], certificate_earned=True),
             certificate_claim=True,
         )
@@ -801,3 +805,27 @@ def test_repair_never_lowers_progress_and_equals_the_reference_merge(
             fields = list(expected)
             changed = any(before[key][f] != after[key][f] for f in fields)
             assert (after[key]["updated_at"] != before[key]["updated_at"]) == changed
+
+
+def test_every_rule_of_the_record_gate_has_a_review_suggestion() -> None:
+    """review.sql's fixes are keyed by the gate's rules: a new rule needs its suggestion."""
+    from reconcile.repair.review import FIXES
+
+    backend_rules = set(records.RULES) - {records.KEY_PRESENT}  # a table row has its key
+    assert backend_rules <= set(FIXES)
+    assert set(FIXES) <= set(records.RULES)
+
+
+def test_review_follows_the_rules_the_row_broke_not_its_values() -> None:
+    bad = progress(["c1"], total_watch_time=-5, completion_percentage=120)
+    row = diff_row(
+        "u",
+        "t",
+        "invalid_backend",
+        backend=bad,
+        backend_id=1,
+        failed_checks=records.COMPLETION_RANGE,
+    )
+    review = scripts_for([row]).review
+    assert "completion_percentage = CASE WHEN total_chapters > 0" in review
+    assert "total_watch_time = 0" not in review  # the gate did not say so: no second copy
