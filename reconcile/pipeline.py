@@ -7,9 +7,11 @@ import logging
 import secrets
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,16 +20,13 @@ from reconcile.compare.status import CheckedBackend, build_diff, user_totals
 from reconcile.config import Config
 from reconcile.db import parse_url, redact
 from reconcile.errors import ConfigError
-from reconcile.model import QUARANTINE_COLUMNS, QUARANTINE_NAMES
+from reconcile.model import QUARANTINE_COLUMNS, QUARANTINE_NAMES, CheckResult
 from reconcile.outputs.folder import RunFolder, run_lock
 from reconcile.outputs.result import RunResult, SourceInfo
 from reconcile.repair.scripts import build_repair_scripts
 from reconcile.sources.backend import BackendLoad, load_backend
 from reconcile.sources.exports import ExportsLoad, iter_export_files, load_exports
-from reconcile.validate import nights as history
-from reconcile.validate import records as schemas
-from reconcile.validate import suites as expectations
-from reconcile.validate import volume
+from reconcile.validate import nights, records, suites, volume
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def run_job(
         raise ConfigError(f"run id {run_id!r}: not a plain folder name")
     parse_url(database_url)
     files = iter_export_files(exports)  # walked once; a missing path fails before the database
-    suites = expectations.load_suites(config.expectations_dir)  # fail fast on a bad suite
+    gx_suites = suites.load_suites(config.expectations_dir)  # fail fast on a bad suite
     started = datetime.now(UTC)
     clock = now or started
     out = Path(out).absolute()
@@ -75,40 +74,14 @@ def run_job(
         with stage("load_exports"):
             local = load_exports(files, max_decompressed_bytes=config.max_decompressed_bytes)
         with stage("validate_records"):
-            backend_gate = schemas.validate_backend(backend.frame, now=clock, config=config)
-            local_gate = schemas.validate_local(local.records, now=clock, config=config)
-            valid_local = local.records[local_gate.valid]
-            quarantine = _quarantine(local.quarantine, local.records, local_gate)
+            gated = _validate_records(backend, local, now=clock, config=config)
         with stage("compare"):
-            diff = build_diff(
-                CheckedBackend(backend.frame, backend_gate.reasons(), backend_gate.checks()),
-                merge_local(valid_local),
-                quarantined=quarantine,
-                foreign=local.foreign,
-                gate=partial(_gate_reasons, now=clock, config=config),
-            )
-        past = history.load_history(out)
+            diff = _compare(backend, local, gated, now=clock, config=config)
+        past = nights.load_history(out)
         with RunFolder(out, run_id) as folder:
             with stage("checks"):
-                outcome = expectations.run_checks(
-                    backend.frame,
-                    valid_local,
-                    config=config,
-                    history=past,
-                    now=clock,
-                    docs_dir=folder.path / "data-docs",
-                    suites=suites,
-                )
-                checks = (
-                    *outcome.checks,
-                    *history.regression_checks(past, backend.frame),
-                    *volume.local_volume_checks(
-                        past,
-                        files=local.stats.files,
-                        exports=local.stats.exports,
-                        records=local.stats.progress_records,
-                        config=config,
-                    ),
+                checks, docs = _checks(
+                    backend, local, gated, past, gx_suites, folder.path, clock, config
                 )
             with stage("repair_sql"):
                 scripts = build_repair_scripts(
@@ -120,27 +93,95 @@ def run_job(
                 finished_at=datetime.now(UTC),
                 source=_source_info(database_url, exports, backend, local),
                 diff=diff,
-                quarantine=quarantine,
+                quarantine=gated.quarantine,
                 totals=user_totals(diff),
                 checks=checks,
                 run_dir=out / run_id,
                 actions=scripts.counts,
                 history_note=_history_note(past),
-                docs_index=outcome.docs_index,
+                docs_index=docs,
                 timings=dict(stage.seconds),
             )
             with stage("write"):
                 folder.write(result, scripts)
-        history.record_night(
+        nights.record_night(
             out,
             run_id,
             _metrics(result),
             backend.frame,
-            good=_good_night(result, expectations.night_over_night_checks(suites)),
+            good=_good_night(result, suites.night_over_night_checks(gx_suites)),
             now=clock,
         )
     log.info("run %s written to %s", run_id, result.run_dir)
     return result
+
+
+@dataclass(frozen=True)
+class _Gated:
+    """Both sources through the record gate: what passed, and the run's quarantine."""
+
+    backend: records.RecordGate
+    valid_local: pd.DataFrame
+    quarantine: pd.DataFrame
+
+
+def _validate_records(
+    backend: BackendLoad, local: ExportsLoad, *, now: datetime, config: Config
+) -> _Gated:
+    backend_gate = records.validate_backend(backend.frame, now=now, config=config)
+    local_gate = records.validate_local(local.records, now=now, config=config)
+    return _Gated(
+        backend=backend_gate,
+        valid_local=local.records[local_gate.valid],
+        quarantine=_quarantine(local.quarantine, local.records, local_gate),
+    )
+
+
+def _compare(
+    backend: BackendLoad, local: ExportsLoad, gated: _Gated, *, now: datetime, config: Config
+) -> pd.DataFrame:
+    """One row per key with its status; a repair the record gate would reject is a conflict."""
+    return build_diff(
+        CheckedBackend(backend.frame, gated.backend.reasons(), gated.backend.checks()),
+        merge_local(gated.valid_local),
+        quarantined=gated.quarantine,
+        foreign=local.foreign,
+        gate=partial(_gate_reasons, now=now, config=config),
+    )
+
+
+def _checks(
+    backend: BackendLoad,
+    local: ExportsLoad,
+    gated: _Gated,
+    past: nights.History,
+    gx_suites: dict[str, Any],
+    folder: Path,
+    now: datetime,
+    config: Config,
+) -> tuple[tuple[CheckResult, ...], Path | None]:
+    """Great Expectations suites, night-over-night regressions and the local volume."""
+    outcome = suites.run_checks(
+        backend.frame,
+        gated.valid_local,
+        config=config,
+        history=past,
+        now=now,
+        docs_dir=folder / "data-docs",
+        suites=gx_suites,
+    )
+    checks = (
+        *outcome.checks,
+        *nights.regression_checks(past, backend.frame),
+        *volume.local_volume_checks(
+            past,
+            files=local.stats.files,
+            exports=local.stats.exports,
+            records=local.stats.progress_records,
+            config=config,
+        ),
+    )
+    return checks, outcome.docs_index
 
 
 class _Stages:
@@ -174,7 +215,7 @@ def _source_info(
 
 
 def _quarantine(
-    loader: pd.DataFrame, records: pd.DataFrame, gate: schemas.RecordGate
+    loader: pd.DataFrame, local: pd.DataFrame, gate: records.RecordGate
 ) -> pd.DataFrame:
     """The run's quarantine: the loader's rejections plus the records the schema rejected.
 
@@ -184,7 +225,7 @@ def _quarantine(
     frames = [loader[columns]]
     if not gate.failures.empty:
         reasons = gate.failures.groupby("row", sort=False)["reason"].agg("; ".join)
-        rejected = records.loc[reasons.index].assign(reason=reasons.to_numpy())
+        rejected = local.loc[reasons.index].assign(reason=reasons.to_numpy())
         frames.append(rejected[columns])
     frames = [f for f in frames if not f.empty] or frames[:1]
     out = pd.concat(frames, ignore_index=True).rename(columns=QUARANTINE_NAMES)
@@ -194,7 +235,7 @@ def _quarantine(
 
 def _gate_reasons(rows: pd.DataFrame, *, now: datetime, config: Config) -> pd.Series:
     """Why each row would fail the backend record gate ("" when it passes)."""
-    return schemas.validate_backend(rows, now=now, config=config).reasons()
+    return records.validate_backend(rows, now=now, config=config).reasons()
 
 
 def _good_night(result: RunResult, night_over_night: frozenset[str]) -> bool:
@@ -206,12 +247,12 @@ def _good_night(result: RunResult, night_over_night: frozenset[str]) -> bool:
     before the trouble.
     """
     return not any(
-        c.name in night_over_night or c.suite in (history.HISTORY_SUITE, volume.SUITE)
+        c.name in night_over_night or c.suite in (nights.HISTORY_SUITE, volume.SUITE)
         for c in result.failed_checks
     )
 
 
-def _history_note(past: history.History) -> str:
+def _history_note(past: nights.History) -> str:
     if not past.nights:
         return "No history yet: this is the first night in this output folder."
     good = past.good_nights
