@@ -30,7 +30,8 @@ from reconcile.demo import cases
 from reconcile.demo.data import BACKEND_COLUMNS, DEFAULT_NOW, Builder, DemoDataset, background
 from reconcile.demo.embedded import start_embedded
 from reconcile.errors import ConfigError
-from reconcile.sources.backend import create_table, qualified_table
+from reconcile.quoting import qualified_table
+from reconcile.sources.backend import create_table
 
 if TYPE_CHECKING:
     from reconcile.outputs.result import RunResult

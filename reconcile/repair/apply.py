@@ -25,7 +25,7 @@ from reconcile.db import connect, redact
 from reconcile.errors import ConfigError, SourceError
 from reconcile.model import DIFF
 from reconcile.outputs.diff_file import read_diff
-from reconcile.repair.quoting import read_header, show, target_display
+from reconcile.quoting import read_header, show, target_display
 from reconcile.repair.scripts import INPUT_TABLE, RESULT_TABLE, build_repair_scripts
 
 log = logging.getLogger(__name__)

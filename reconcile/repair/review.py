@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconcile.model import Status
-from reconcile.repair.quoting import as_int, comment_literal, printable, show
+from reconcile.quoting import as_int, comment_literal, printable, show
 from reconcile.repair.templates import COMPLETION_SQL, render
 from reconcile.validate import records
 

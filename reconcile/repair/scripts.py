@@ -33,18 +33,18 @@ from reconcile.model import (
     TIMESTAMP_COLUMNS,
     Action,
 )
-from reconcile.repair.quoting import (
+from reconcile.quoting import (
     as_int,
     backup_table_name,
     literal,
     missing,
     printable,
+    qualified_table,
     target_display,
 )
 from reconcile.repair.review import review_sql
 from reconcile.repair.templates import COMPLETION_SQL, render
 from reconcile.rules import MERGE_RULES, MERGED_FIELDS, Rule
-from reconcile.sources.backend import qualified_table
 
 FORMAT = "2"
 BATCH_ROWS = 1000

@@ -21,6 +21,7 @@ from psycopg import sql
 from reconcile.db import connect, redact
 from reconcile.errors import SourceError
 from reconcile.model import BACKEND_EXTRA_COLUMNS, BACKUP_PREFIX, PROGRESS_COLUMNS
+from reconcile.quoting import qualified_table
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +101,6 @@ class BackendLoad:
 
     frame: pd.DataFrame
     table: str
-
-
-def qualified_table(schema: str, table: str) -> sql.Composed:
-    """``schema.table`` quoted as identifiers: safe for any configured name."""
-    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
 def create_table(conn: psycopg.Connection, schema: str, table: str) -> None:

@@ -28,8 +28,8 @@ from reconcile.config import Config
 from reconcile.db import libpq_url
 from reconcile.model import DIFF_COLUMNS, PROGRESS_FIELDS, TIMESTAMP_COLUMNS, Status
 from reconcile.outputs.folder import diff_for_files
+from reconcile.quoting import backup_table_name, read_header, target_display
 from reconcile.repair.apply import apply_repair
-from reconcile.repair.quoting import backup_table_name, read_header, target_display
 from reconcile.repair.scripts import RepairScripts, build_repair_scripts
 from reconcile.rules import completion
 from reconcile.sources.backend import create_table

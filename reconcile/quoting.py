@@ -1,4 +1,4 @@
-"""Untrusted text in SQL files: literals and identifiers quoted by psycopg, comments made safe.
+"""Untrusted text in SQL: literals and identifiers quoted by psycopg, comments made safe.
 
 Data never meets hand-written escaping: values become SQL literals through
 ``sql.Literal`` and names through ``sql.Identifier``. Text shown in ``--`` comments (ids,
@@ -18,7 +18,11 @@ import pandas as pd
 from psycopg import sql
 
 from reconcile.model import BACKUP_PREFIX
-from reconcile.sources.backend import qualified_table
+
+
+def qualified_table(schema: str, table: str) -> sql.Composed:
+    """``schema.table`` quoted as identifiers: safe for any configured name."""
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
 def backup_table_name(run_id: str) -> str:
