@@ -83,8 +83,9 @@ def main() -> None:
 
     started = time.perf_counter()
     from reconcile.config import Config
+    from reconcile.outputs.history_store import load_history, record_night
     from reconcile.sources.backend import empty_backend_frame
-    from reconcile.validate.nights import History, load_history, record_night, regression_checks
+    from reconcile.validate.nights import History, regression_checks
     from reconcile.validate.records import validate_backend
     from reconcile.validate.suites import run_checks
 

@@ -21,6 +21,7 @@ from reconcile.config import Config
 from reconcile.db import parse_url, redact
 from reconcile.errors import ConfigError
 from reconcile.model import QUARANTINE_COLUMNS, QUARANTINE_NAMES, CheckResult
+from reconcile.outputs import history_store
 from reconcile.outputs.folder import RunFolder, run_lock
 from reconcile.outputs.result import RunResult, SourceInfo
 from reconcile.repair.scripts import build_repair_scripts
@@ -77,7 +78,7 @@ def run_job(
             gated = _validate_records(backend, local, now=clock, config=config)
         with stage("compare"):
             diff = _compare(backend, local, gated, now=clock, config=config)
-        past = nights.load_history(out)
+        past = history_store.load_history(out)
         with RunFolder(out, run_id) as folder:
             with stage("checks"):
                 checks, docs = _checks(
@@ -104,7 +105,7 @@ def run_job(
             )
             with stage("write"):
                 folder.write(result, scripts)
-        nights.record_night(
+        history_store.record_night(
             out,
             run_id,
             _metrics(result),

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from reconcile.cli import main
+from reconcile.outputs.history_store import load_history
 from reconcile.pipeline import _history_note
-from reconcile.validate.nights import History, load_history
+from reconcile.validate.nights import History
 from tests.test_nights import in_sync_export, insert_clean_rows
 
 VOLUME = ("local.files_min", "local.exports_min", "local.records_min")

@@ -209,7 +209,7 @@ def test_range_anomalies_do_not_spoil_the_night_for_history(
     fixture_db: tuple[str, Path], tmp_path: Path
 ) -> None:
     """The fixture's invalid_backend rows fail range checks; the night is still a baseline."""
-    from reconcile.validate.nights import load_history
+    from reconcile.outputs.history_store import load_history
 
     url, exports = fixture_db
     out = tmp_path / "out"

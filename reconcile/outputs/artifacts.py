@@ -75,7 +75,7 @@ def load_run(path: str | Path) -> RunArtifacts:
 
 def load_history(out: str | Path) -> pd.DataFrame:
     """One row per recorded night (good or not), oldest first, with counts flattened."""
-    from reconcile.validate.nights import METRICS_FILE
+    from reconcile.outputs.history_store import METRICS_FILE
 
     path = Path(out) / METRICS_FILE
     if not path.exists():

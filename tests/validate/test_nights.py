@@ -18,6 +18,7 @@ import pytest
 
 from reconcile.db import libpq_url
 from reconcile.model import CheckResult
+from reconcile.outputs.history_store import load_history, record_night
 from reconcile.sources.backend import load_backend
 from reconcile.validate.nights import (
     MAX_LISTED_KEYS,
@@ -25,8 +26,6 @@ from reconcile.validate.nights import (
     VANISHED_CHECK,
     History,
     count_anomaly_bounds,
-    load_history,
-    record_night,
     regression_checks,
 )
 from reconcile.validate.suites import run_checks

@@ -11,7 +11,8 @@ import pytest
 from reconcile.config import Config, load_config
 from reconcile.errors import ConfigError
 from reconcile.model import CheckResult
-from reconcile.validate.nights import History, load_history, record_night
+from reconcile.outputs.history_store import load_history, record_night
+from reconcile.validate.nights import History
 from reconcile.validate.volume import SUITE, local_volume, local_volume_checks
 from tests.validate.test_records import NOW, backend_frame, clean_records
 
