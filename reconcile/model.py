@@ -54,8 +54,6 @@ class Action(StrEnum):
     REVIEW = "review"
 
 
-STATUS_ORDER: Final[tuple[Status, ...]] = tuple(Status)
-
 ACTION_BY_STATUS: Final[dict[Status, Action]] = {
     Status.FOREIGN_USER: Action.NONE,
     Status.INVALID_LOCAL: Action.NONE,
