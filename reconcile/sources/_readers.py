@@ -13,6 +13,7 @@ import codecs
 import gzip
 import io
 import json
+import math
 import os
 import re
 import stat
@@ -40,6 +41,10 @@ _SPECIAL_FILES = (
     (stat.S_ISBLK, "block device"),
     (stat.S_ISDIR, "directory"),
 )
+#: The longest NDJSON line (one export) read, whatever the file cap: browsers keep at most
+#: about 10 MB of localStorage per site, so a longer line is no export, and a line is the
+#: most a streamed file ever holds in memory.
+MAX_LINE_BYTES = 64 << 20
 #: The setting that raises the cap, named in reasons so that a person can act on them.
 CAP_SETTING = "[exports] max_decompressed_bytes"
 
@@ -110,24 +115,31 @@ def _too_big(max_bytes: int, gz: bool) -> Refused:
 
 
 def _capped_lines(handle: io.BufferedIOBase, gz: bool, max_bytes: int) -> Iterator[bytes | None]:
-    """The lines of a file, never holding more than ``max_bytes`` of it at once.
+    """The lines of a file, never holding more than :func:`line_cap` bytes of it at once.
 
     A ``.gz`` file may expand to at most ``max_bytes`` in all (a gzip bomb): past that,
-    :class:`Refused` is raised. A plain file is as large as it is on disk, so only its
-    lines are capped: a longer line is skipped unread and yields None.
+    :class:`Refused` is raised. A plain file is as large as it is on disk. A line longer
+    than the line cap is skipped unread and yields None.
     """
-    budget = max_bytes
-    while raw := handle.readline(budget + 1):
-        if len(raw) <= budget:
-            if gz:
-                budget -= len(raw)
-            yield raw
-        elif gz:
+    cap = line_cap(max_bytes)
+    budget = max_bytes if gz else math.inf
+    while raw := handle.readline(cap + 1):
+        budget -= len(raw)
+        if budget < 0:
             raise _too_big(max_bytes, gz)
-        else:
-            while not raw.endswith(b"\n") and (raw := handle.readline(max_bytes + 1)):
-                pass
-            yield None
+        if len(raw) <= cap:
+            yield raw
+            continue
+        while not raw.endswith(b"\n") and (raw := handle.readline(cap + 1)):
+            budget -= len(raw)
+            if budget < 0:
+                raise _too_big(max_bytes, gz)
+        yield None
+
+
+def line_cap(max_bytes: int) -> int:
+    """The longest NDJSON line read: the file cap, and never above :data:`MAX_LINE_BYTES`."""
+    return min(max_bytes, MAX_LINE_BYTES)
 
 
 def _read_lines(
@@ -139,9 +151,7 @@ def _read_lines(
         with _open(path, gz) as handle:
             for line_no, raw in enumerate(_capped_lines(handle, gz, max_bytes), 1):
                 if raw is None:
-                    reject(
-                        line_no, f"line is longer than the cap of {max_bytes} bytes ({CAP_SETTING})"
-                    )
+                    reject(line_no, _long_line(max_bytes))
                     continue
                 data = raw.strip()
                 if data.startswith(codecs.BOM_UTF8):
@@ -160,6 +170,13 @@ def _read_lines(
         else:
             rest = "are not read" if isinstance(exc, Refused) else "are lost"
             reject(line_no + 1, f"{_read_failure(exc)}: lines from here on {rest}")
+
+
+def _long_line(max_bytes: int) -> str:
+    cap = line_cap(max_bytes)
+    if cap < max_bytes:
+        return f"line is longer than {cap} bytes, more than one browser's localStorage holds"
+    return f"line is longer than the cap of {max_bytes} bytes ({CAP_SETTING})"
 
 
 def _line_problem(data: bytes, error: orjson.JSONDecodeError) -> str:

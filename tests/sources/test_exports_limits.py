@@ -27,6 +27,7 @@ import pytest
 
 from reconcile.config import Config, load_config
 from reconcile.sources import _readers
+from reconcile.sources._readers import MAX_LINE_BYTES
 from reconcile.sources.exports import ExportsLoad, load_exports
 from tests.sources.test_exports import export, ids_of, key, line, ndjson, progress, write
 
@@ -242,7 +243,8 @@ def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 before = peak_mib()
-load = load_exports([Path(p) for p in sys.argv[1:]], max_decompressed_bytes=10 << 20)
+cap = int(sys.argv[1])
+load = load_exports([Path(p) for p in sys.argv[2:]], max_decompressed_bytes=cap)
 print(peak_mib() - before, len(load.records), len(load.quarantine))
 """
 
@@ -260,7 +262,7 @@ def test_memory_stays_bounded_by_the_cap_whatever_the_bomb(tmp_path: Path) -> No
                 out.write(chunk)
     assert sum(b.stat().st_size for b in bombs) < 4 * MiB  # a small file, a huge expansion
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_MEASURE), *map(str, bombs)],
+        [sys.executable, "-c", textwrap.dedent(_MEASURE), str(10 * MiB), *map(str, bombs)],
         capture_output=True,
         text=True,
         check=True,
@@ -269,6 +271,29 @@ def test_memory_stays_bounded_by_the_cap_whatever_the_bomb(tmp_path: Path) -> No
     growth, records, rejections = done.stdout.split()
     assert (int(records), int(rejections)) == (2, 2)
     assert float(growth) < 80, f"peak RSS grew {float(growth):.0f} MiB reading 400 MiB of bombs"
+
+
+@pytest.mark.timeout(300)
+def test_a_one_line_ndjson_bomb_stays_small_with_the_default_cap(tmp_path: Path) -> None:
+    """NDJSON holds one line at a time, and a line is never longer than one export can be."""
+    bomb = tmp_path / "bomb.ndjson.gz"
+    with gzip.open(bomb, "wb", compresslevel=6) as out:
+        out.write(ENV_A + b"\n")
+        for _ in range(40):
+            out.write(b" " * (8 * MiB))  # 320 MiB, one line, under the default 1 GiB cap
+    cap = Config().max_decompressed_bytes
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_MEASURE), str(cap), str(bomb)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=240,
+    )
+    growth, records, rejections = done.stdout.split()
+    assert (int(records), int(rejections)) == (1, 1)
+    assert float(growth) < 3 * MAX_LINE_BYTES / MiB, f"peak RSS grew {float(growth):.0f} MiB"
+    (reason,) = load_exports([bomb]).quarantine["reason"]
+    assert "longer than 67108864 bytes" in reason
 
 
 # --------------------------------------------------------------------------- flags, not records
