@@ -98,13 +98,13 @@ def run_job(
                 totals=user_totals(diff),
                 checks=checks,
                 run_dir=out / run_id,
-                actions=scripts.counts,
+                scripts=scripts,
                 history_note=_history_note(past),
                 docs_index=docs,
                 timings=dict(stage.seconds),
             )
             with stage("write"):
-                folder.write(result, scripts)
+                folder.write(result)
         history_store.record_night(
             out,
             run_id,

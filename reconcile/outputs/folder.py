@@ -14,15 +14,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import orjson
-import pandas as pd
 
 from reconcile.errors import ConfigError, LockError
 from reconcile.model import (
     DIFF,
-    PROGRESS_FIELDS,
     QUARANTINE,
     REPAIR,
     REPORT,
@@ -31,10 +28,10 @@ from reconcile.model import (
     SUMMARY,
 )
 from reconcile.outputs.csv_safe import write_csv
+from reconcile.outputs.diff_file import write_diff
 from reconcile.outputs.files import fsync_dir, fsync_tree
 from reconcile.outputs.report.html import render_report
 from reconcile.outputs.result import RunResult
-from reconcile.repair.scripts import RepairScripts
 
 log = logging.getLogger(__name__)
 
@@ -90,37 +87,15 @@ class RunFolder:
         else:
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def write(self, result: RunResult, scripts: RepairScripts) -> None:
-        """Write every artifact of the run."""
+    def write(self, result: RunResult) -> None:
+        """Write every artifact of the run, each rendered from the one result."""
         (self.path / SUMMARY).write_bytes(
             orjson.dumps(result.summary, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
         )
-        diff_for_files(result.diff).to_parquet(self.path / DIFF, index=False)
+        write_diff(result.diff, self.path / DIFF)
         write_csv(result.quarantine, self.path / QUARANTINE)
-        (self.path / REPAIR).write_text(scripts.repair, encoding="utf-8")
-        (self.path / ROLLBACK).write_text(scripts.rollback, encoding="utf-8")
-        (self.path / REVIEW).write_text(scripts.review, encoding="utf-8")
+        (self.path / REPAIR).write_text(result.scripts.repair, encoding="utf-8")
+        (self.path / ROLLBACK).write_text(result.scripts.rollback, encoding="utf-8")
+        (self.path / REVIEW).write_text(result.scripts.review, encoding="utf-8")
         docs = result.docs_index.relative_to(self.path) if result.docs_index else None
         (self.path / REPORT).write_text(render_report(result, docs_link=docs), encoding="utf-8")
-
-
-def diff_for_files(diff: pd.DataFrame) -> pd.DataFrame:
-    """The diff with plain column types: chapter lists as lists, quiz scores as JSON text."""
-    out = diff.copy()
-    for side in ("local", "backend"):
-        chapters = f"{side}_completed_chapters"
-        out[chapters] = [list(c) if isinstance(c, tuple) else None for c in out[chapters]]
-        quizzes = f"{side}_quiz_scores"
-        out[quizzes] = [_json(q) for q in out[quizzes]]
-    for field in PROGRESS_FIELDS:
-        for side in ("local", "backend"):
-            column = f"{side}_{field}"
-            if out[column].dtype == object and field == "certificate_earned":
-                out[column] = out[column].astype("boolean")
-    return out
-
-
-def _json(value: Any) -> str | None:
-    if not isinstance(value, dict):
-        return None
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()

@@ -12,6 +12,7 @@ import pandas as pd
 from reconcile.compare.status import UserTotals, status_counts
 from reconcile.errors import ExitCode
 from reconcile.model import ACTIONABLE, CheckResult, Status
+from reconcile.repair.scripts import RepairScripts
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class RunResult:
     totals: UserTotals
     checks: tuple[CheckResult, ...]
     run_dir: Path
-    actions: dict[str, int] = field(default_factory=dict)
+    #: ``repair.sql``, ``rollback.sql``, ``review.sql`` and the keys each action covers.
+    scripts: RepairScripts
     history_note: str = ""
     docs_index: Path | None = None
     #: Seconds per stage of the run (load, validate, compare, checks, ...).
@@ -74,6 +76,11 @@ class RunResult:
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "exit_code", exit_code)
         object.__setattr__(self, "summary", self._summary())
+
+    @property
+    def actions(self) -> dict[str, int]:
+        """Keys per action of the repair: insert, merge, review, certificate_review."""
+        return self.scripts.counts
 
     @property
     def failed_checks(self) -> list[CheckResult]:

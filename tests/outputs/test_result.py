@@ -12,6 +12,7 @@ from reconcile.compare.status import UserTotals
 from reconcile.errors import ExitCode
 from reconcile.model import RUN_QUARANTINE_COLUMNS, CheckResult, Status
 from reconcile.outputs.result import RunResult, SourceInfo
+from reconcile.repair.scripts import RepairScripts
 
 MOMENT = datetime(2026, 1, 20, 8, 0, tzinfo=UTC)
 
@@ -34,7 +35,7 @@ def result(statuses: list[str], checks: tuple[CheckResult, ...] = ()) -> RunResu
         totals=UserTotals(3, 2, 0.666667, 1),
         checks=checks,
         run_dir=Path("/nowhere"),
-        actions={"insert": 1},
+        scripts=RepairScripts("", "", "", {"insert": 1}),
     )
 
 

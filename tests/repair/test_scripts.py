@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 from reconcile.config import Config
 from reconcile.db import libpq_url
 from reconcile.model import DIFF_COLUMNS, PROGRESS_FIELDS, TIMESTAMP_COLUMNS, Status
-from reconcile.outputs.folder import diff_for_files
+from reconcile.outputs.diff_file import write_diff
 from reconcile.quoting import backup_table_name, read_header, target_display
 from reconcile.repair.apply import apply_repair
 from reconcile.repair.scripts import RepairScripts, build_repair_scripts
@@ -183,7 +183,7 @@ def relations(url: str) -> set[tuple[str, str, str]]:
 def write_run(folder: Path, rows: list[dict[str, Any]], table: str = TABLE) -> Path:
     """A run folder as the pipeline writes it: the diff and its three scripts."""
     folder.mkdir(parents=True, exist_ok=True)
-    diff_for_files(diff_frame(rows)).to_parquet(folder / "diff.parquet", index=False)
+    write_diff(diff_frame(rows), folder / "diff.parquet")
     scripts = scripts_for(rows, table=table)
     for name in ("repair", "rollback", "review"):
         (folder / f"{name}.sql").write_text(getattr(scripts, name), encoding="utf-8")
