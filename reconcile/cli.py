@@ -81,12 +81,30 @@ _url_option = click.option(
     help="Folder that receives <run-id>/ and the run history.",
 )
 @_config_option
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Worker processes for the per-key work (default: every core, for large inputs).",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    help="Hash partitions of user_id (default: one per worker); outputs do not depend on it.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run the partitions on this Dask cluster (tcp://host:8786) instead of locally.",
+)
 def run(
     database_url: str,
     exports: tuple[Path, ...],
     more_exports: tuple[Path, ...],
     out: Path,
     config_path: Path | None,
+    workers: int | None,
+    partitions: int | None,
+    scheduler: str | None,
 ) -> None:
     """Compare the backend table with the exports; write report, diff and repair SQL.
 
@@ -94,6 +112,7 @@ def run(
     review, or a failed check.
     """
     from reconcile.config import load_config
+    from reconcile.partitions import Execution
     from reconcile.pipeline import run_job
 
     result = run_job(
@@ -101,6 +120,7 @@ def run(
         exports=[*exports, *more_exports],
         out=out,
         config=load_config(config_path),
+        execution=Execution(workers=workers, partitions=partitions, scheduler=scheduler),
     )
     click.echo(str(result.run_dir))
     raise SystemExit(int(result.exit_code))

@@ -9,14 +9,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from reconcile.compare.merge import merge_local
-from reconcile.compare.status import CheckedBackend, build_diff, user_totals
+from reconcile.compare.status import user_totals
 from reconcile.config import Config
 from reconcile.db import parse_url, redact
 from reconcile.errors import ConfigError
@@ -24,6 +22,7 @@ from reconcile.model import QUARANTINE_COLUMNS, QUARANTINE_NAMES, CheckResult
 from reconcile.outputs import history_store
 from reconcile.outputs.folder import RunFolder, run_lock
 from reconcile.outputs.result import RunResult, SourceInfo
+from reconcile.partitions import Execution, compare_partitions
 from reconcile.repair.scripts import build_repair_scripts
 from reconcile.sources.backend import BackendLoad, load_backend
 from reconcile.sources.exports import ExportsLoad, iter_export_files, load_exports
@@ -45,11 +44,14 @@ def run_job(
     config: Config,
     now: datetime | None = None,
     run_id: str | None = None,
+    execution: Execution | None = None,
 ) -> RunResult:
     """Run the whole job and write ``<out>/<run-id>/``; return the run's result.
 
     ``now`` (the clock of the checks) and ``run_id`` (default :func:`new_run_id`) pin a
-    run for reproducible outputs, as the golden-file tests do.
+    run for reproducible outputs, as the golden-file tests do. ``execution`` says where
+    the per-key work runs (:mod:`reconcile.partitions`; default: every core of this
+    machine for large inputs); the outputs are the same wherever it runs.
 
     Raises :class:`~reconcile.errors.ConfigError` for unusable arguments and
     :class:`~reconcile.errors.SourceError` when a source cannot be read; nothing is
@@ -67,6 +69,7 @@ def run_job(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out: cannot create {out}: {exc.strerror}") from None
+    execution = execution or Execution()
     stage = _Stages()
     with run_lock(out):
         run_id = run_id or new_run_id(started)
@@ -74,10 +77,8 @@ def run_job(
             backend = load_backend(database_url, config.schema, config.table)
         with stage("load_exports"):
             local = load_exports(files, max_decompressed_bytes=config.max_decompressed_bytes)
-        with stage("validate_records"):
-            gated = _validate_records(backend, local, now=clock, config=config)
-        with stage("compare"):
-            diff = _compare(backend, local, gated, now=clock, config=config)
+        with stage("validate_and_compare"):
+            gated, diff = _validate_and_compare(backend, local, execution, now=clock, config=config)
         past = history_store.load_history(out)
         with RunFolder(out, run_id) as folder:
             with stage("checks"):
@@ -126,29 +127,28 @@ class _Gated:
     quarantine: pd.DataFrame
 
 
-def _validate_records(
-    backend: BackendLoad, local: ExportsLoad, *, now: datetime, config: Config
-) -> _Gated:
-    backend_gate = records.validate_backend(backend.frame, now=now, config=config)
-    local_gate = records.validate_local(local.records, now=now, config=config)
-    return _Gated(
-        backend=backend_gate,
-        valid_local=local.records[local_gate.valid],
-        quarantine=_quarantine(local.quarantine, local.records, local_gate),
-    )
+def _validate_and_compare(
+    backend: BackendLoad, local: ExportsLoad, execution: Execution, *, now: datetime, config: Config
+) -> tuple[_Gated, pd.DataFrame]:
+    """Record gate, merge and one status per key, per hash partition of ``user_id``.
 
-
-def _compare(
-    backend: BackendLoad, local: ExportsLoad, gated: _Gated, *, now: datetime, config: Config
-) -> pd.DataFrame:
-    """One row per key with its status; a repair the record gate would reject is a conflict."""
-    return build_diff(
-        CheckedBackend(backend.frame, gated.backend.reasons(), gated.backend.checks()),
-        merge_local(gated.valid_local),
-        quarantined=gated.quarantine,
-        foreign=local.foreign,
-        gate=partial(_gate_reasons, now=now, config=config),
+    A key to repair whose repaired row the record gate would reject is a conflict.
+    """
+    compared = compare_partitions(
+        backend.frame,
+        local.records,
+        local.quarantine,
+        local.foreign,
+        execution=execution,
+        now=now,
+        config=config,
     )
+    gated = _Gated(
+        backend=compared.backend_gate,
+        valid_local=local.records[compared.local_gate.valid],
+        quarantine=_quarantine(local.quarantine, local.records, compared.local_gate),
+    )
+    return gated, compared.diff
 
 
 def _checks(
@@ -232,11 +232,6 @@ def _quarantine(
     out = pd.concat(frames, ignore_index=True).rename(columns=QUARANTINE_NAMES)
     out["line"] = out["line"].astype("Int64")
     return out
-
-
-def _gate_reasons(rows: pd.DataFrame, *, now: datetime, config: Config) -> pd.Series:
-    """Why each row would fail the backend record gate ("" when it passes)."""
-    return records.validate_backend(rows, now=now, config=config).reasons()
 
 
 def _good_night(result: RunResult, night_over_night: frozenset[str]) -> bool:

@@ -69,7 +69,7 @@ def test_every_key_gets_its_documented_status(fixture_db: tuple[str, Path], tmp_
     for name in ("run_id", "started_at", "finished_at", "checks"):
         assert name in summary
     assert summary["run_id"] == result.run_dir.name
-    stages = {"load_backend", "load_exports", "validate_records", "compare", "checks"}
+    stages = {"load_backend", "load_exports", "validate_and_compare", "checks"}
     assert stages <= set(summary["timings_seconds"])
 
     cert = diff[diff.user_id == "u-cert"].iloc[0]
