@@ -140,6 +140,25 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _workers_of(run: subprocess.Popen[bytes], *, timeout: float) -> list[int]:
+    """The pool workers of ``run`` once two of them are up (their other helpers too)."""
+    deadline = time.monotonic() + timeout
+    found: dict[int, str] = {}
+    while time.monotonic() < deadline and run.poll() is None:
+        found = {p: c for p, c in _children(run.pid).items() if "multiprocessing" in c}
+        if sum("spawn_main" in c for c in found.values()) >= 2:
+            return list(found)
+        time.sleep(0.05)
+    raise AssertionError(f"no two workers seen: {found}")
+
+
+def _survivors(pids: list[int], *, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killing_the_run_leaves_no_worker_lock_or_run_folder(
     demo_db: tuple[str, Path], tmp_path: Path, sig: signal.Signals
@@ -151,24 +170,14 @@ def test_killing_the_run_leaves_no_worker_lock_or_run_folder(
     command += ["--partitions", "4"]
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        workers: dict[int, str] = {}
-        while time.monotonic() < deadline and run.poll() is None:
-            workers = {p: c for p, c in _children(run.pid).items() if "multiprocessing" in c}
-            if sum("spawn_main" in c for c in workers.values()) >= 2:
-                break
-            time.sleep(0.05)
+        workers = _workers_of(run, timeout=120)
         assert run.poll() is None, "the run ended before its workers could be seen"
-        assert sum("spawn_main" in c for c in workers.values()) >= 2
         run.send_signal(sig)
         run.wait(timeout=60)
     finally:
         if run.poll() is None:
             run.kill()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(_alive(p) for p in workers):
-        time.sleep(0.1)
-    assert not [c for p, c in workers.items() if _alive(p)], "a worker outlived the run"
+    assert _survivors(workers, timeout=20) == [], "a worker outlived the run"
     with (out / LOCK_NAME).open("a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds the lock
     assert [p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")] == []
@@ -196,24 +205,14 @@ def test_a_busy_worker_dies_with_a_killed_run(tmp_path: Path) -> None:
     script.write_text(_BUSY_POOL, encoding="utf-8")
     run = subprocess.Popen([sys.executable, str(script)])
     try:
-        deadline = time.monotonic() + 60
-        workers: dict[int, str] = {}
-        while time.monotonic() < deadline:
-            workers = {p: c for p, c in _children(run.pid).items() if "spawn_main" in c}
-            if len(workers) >= 2:
-                break
-            time.sleep(0.05)
-        assert len(workers) >= 2
+        workers = _workers_of(run, timeout=60)
         time.sleep(2)  # the workers are sleeping inside their task now
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
     finally:
         if run.poll() is None:
             run.kill()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in workers):
-        time.sleep(0.1)
-    survivors = [p for p in workers if _alive(p)]
+    survivors = _survivors(workers, timeout=10)
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     assert survivors == [], "a busy worker outlived the killed run"
