@@ -9,12 +9,14 @@ them): one export a line, ~5 progress keys each plus a ``theme`` key, values
 Generation is not measured: the load runs in a fresh child process, so that its peak RSS
 (``resource.getrusage``) is the loader's alone. Prints one summary line: wall seconds,
 records/s, CPU seconds, peak RSS, and the load average (the machine may be busy with
-other work, which stretches the wall time but hardly the CPU time).
+other work, which stretches the wall time but hardly the CPU time); then the CPU seconds of
+the floor, an orjson-only parse of every line and value, and the loader's ratio to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
@@ -158,8 +160,24 @@ def _cpu(usage: resource.struct_rusage) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def orjson_floor(folder: Path) -> float:
+    """CPU seconds of the floor: orjson parses every line, and every value of every line."""
+    started = _cpu(resource.getrusage(resource.RUSAGE_SELF))
+    for path in sorted(folder.glob("*.ndjson")):
+        with open(path, "rb") as lines:
+            for line in lines:
+                try:
+                    storage = orjson.loads(line)["localStorage"]
+                except orjson.JSONDecodeError:
+                    continue
+                for value in storage.values():
+                    with contextlib.suppress(orjson.JSONDecodeError):
+                        orjson.loads(value)
+    return _cpu(resource.getrusage(resource.RUSAGE_SELF)) - started
+
+
 def measure(folder: Path, profile: bool) -> dict[str, Any]:
-    """Load ``folder`` once (in this process) and return the figures."""
+    """Load ``folder`` once (in this process) and return the figures, the floor's last."""
     from reconcile.sources.exports import load_exports
 
     profiler = cProfile.Profile() if profile else None
@@ -182,6 +200,7 @@ def measure(folder: Path, profile: bool) -> dict[str, Any]:
         "quarantined": len(load.quarantine),
         "cpu_seconds": _cpu(own) - cpu_before,
         "peak_rss_mb": own.ru_maxrss / 1024,
+        "floor_cpu_seconds": orjson_floor(folder),
     }
 
 
@@ -223,6 +242,11 @@ def main() -> None:
         f" kept {result['kept']:,}, foreign {result['foreign']:,},"
         f" quarantined {result['quarantined']:,}; CPU {result['cpu_seconds']:.1f}s;"
         f" peak RSS {result['peak_rss_mb']:,.0f} MB; load average {load}"
+    )
+    floor = result["floor_cpu_seconds"]
+    print(
+        f"orjson-only parse of every line and value: CPU {floor:.1f}s;"
+        f" load_exports / floor (CPU): {result['cpu_seconds'] / floor:.2f}x"
     )
 
 

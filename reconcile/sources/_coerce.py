@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 import re
 import reprlib
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import compress
-from typing import Any, NamedTuple
+from operator import attrgetter
+from typing import Annotated, Any, NamedTuple
 
+import msgspec
 import numpy as np
 import orjson
 import pandas as pd
@@ -355,19 +358,20 @@ _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 _KIND = {type(None): 0, int: 1, str: 2}  # what a timestamp column holds
 
 
-def epoch_ns_column(values: Sequence[object]) -> tuple[np.ndarray, list[int]]:
+def epoch_ns_column(values: Sequence[object], unit: int = 1) -> tuple[np.ndarray, list[int]]:
     """A timestamp column from :func:`common_progress`: epoch ns, and the rejected positions.
 
-    ``values`` hold None, epoch ns and timestamp text. The result is int64 epoch ns, the
-    int64 minimum (NaT) for None, and the positions of texts :func:`to_epoch_ns` rejects.
-    Texts in the forms browsers write are parsed together; any other text goes through
-    :func:`to_epoch_ns` itself, so the result is the same as calling it on each text.
+    ``values`` hold None, epoch ns (or, with ``unit=1_000_000``, epoch ms, as
+    :func:`typed_columns` leaves them) and timestamp text. The result is int64 epoch ns,
+    the int64 minimum (NaT) for None, and the positions of texts :func:`to_epoch_ns`
+    rejects. Texts in the forms browsers write are parsed together; any other text goes
+    through :func:`to_epoch_ns` itself, so the result is the same as calling it on each text.
     """
     size = len(values)
     kinds = np.fromiter(map(_KIND.__getitem__, map(type, values)), dtype=np.int8, count=size)
     out = np.full(size, NAT, dtype=np.int64)
     is_number, is_text = kinds == _KIND[int], kinds == _KIND[str]
-    out[is_number] = np.fromiter(compress(values, is_number.tolist()), dtype=np.int64)
+    out[is_number] = np.fromiter(compress(values, is_number.tolist()), dtype=np.int64) * unit
     positions = np.flatnonzero(is_text)
     texts: list[str] = list(compress(values, is_text.tolist()))  # type: ignore[arg-type]
     parsed = _json_dates_ns(texts)
@@ -468,3 +472,92 @@ def coerce_progress(value: dict[str, Any]) -> Progress:
         to_epoch_ns("completedAt", value.get("completedAt")),
         to_epoch_ns("lastAccessedAt", value.get("lastAccessedAt")),
     )
+
+
+# --------------------------------------------------------------------------- typed in C
+
+_Int32 = Annotated[int, msgspec.Meta(ge=INT32_MIN, le=INT32_MAX)]
+_Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+#: Epoch milliseconds whose nanoseconds ``datetime64[ns]`` holds (as :func:`to_epoch_ns`).
+_EpochMs = Annotated[int, msgspec.Meta(ge=-(-NS_MIN // 1_000_000), le=NS_MAX // 1_000_000)]
+
+
+class TypedProgress(msgspec.Struct, rename="camel", forbid_unknown_fields=True, gc=False):
+    """A progress value in exactly the types of the canonical columns, checked in C.
+
+    msgspec takes a value only when every field already has its column's type and range
+    (and no field is unknown, so that nothing it skips could be JSON orjson refuses);
+    anything else fails to decode here and takes :func:`decode_common` /
+    :func:`coerce_progress`, which word the reasons.
+    """
+
+    tutorial_id: Annotated[str, msgspec.Meta(min_length=1)]
+    total_chapters: _Int32
+    user_id: str | msgspec.UnsetType = msgspec.UNSET  # null is left to the full path
+    completed_chapters: list[str] | None = None
+    chapters_completed: _Int32 | None = None
+    completion_percentage: _Finite | None = None
+    quiz_scores: dict[str, _Finite] | None = None
+    total_watch_time: _Int32 | None = None
+    certificate_earned: bool | None = None
+    started_at: str | _EpochMs | None = None
+    completed_at: str | _EpochMs | None = None
+    last_accessed_at: str | _EpochMs | None = None
+
+
+_TYPED = msgspec.json.Decoder(TypedProgress)
+_TYPED_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
+_TYPED_FIELDS = attrgetter(*Progress._fields)  # TypedProgress names its fields alike
+
+
+def decode_typed(raw: object) -> TypedProgress | None:
+    """The value as :class:`TypedProgress` when it is one JSON-encoded once, else None.
+
+    Text that could hold a NUL character (JSON writes one only as ``\\u0000``) is left
+    to the full path, as in :func:`decode_common`.
+    """
+    if type(raw) is not str or "\\u0000" in raw:
+        return None
+    try:
+        return _TYPED.decode(raw)
+    except _TYPED_ERRORS:
+        return None
+
+
+def typed_columns(values: Sequence[TypedProgress]) -> list[Sequence[Any]]:
+    """The :class:`Progress` fields of ``values`` as columns, a column at a time.
+
+    Each column holds what :func:`common_progress` gives for the same value, except the
+    timestamps: text as it is and integers in epoch milliseconds, for
+    :func:`epoch_ns_column` with ``unit=1_000_000``.
+    """
+    (chapters, counts, totals, percentages, quizzes, watch, certificates, *stamps) = zip(
+        *map(_TYPED_FIELDS, values), strict=True
+    )
+    if None in chapters:
+        ids: list[tuple[str, ...] | None] = [
+            None if c is None else tuple(sorted({*c})) for c in chapters
+        ]
+    else:
+        ids = list(map(tuple, map(sorted, map(set, chapters))))
+    if None in counts:
+        counts = tuple(
+            (0 if i is None else len(i)) if n is None else n
+            for n, i in zip(counts, ids, strict=True)
+        )
+    if () in ids:  # an empty list and a positive count: the list is unknown
+        for row, (i, n) in enumerate(zip(ids, counts, strict=True)):
+            if i == () and n > 0:
+                ids[row] = None
+    if None in percentages:
+        percentages = tuple(
+            completion(n, t) if p is None else p
+            for p, n, t in zip(percentages, counts, totals, strict=True)
+        )
+    if None in quizzes:
+        quizzes = tuple({} if q is None else q for q in quizzes)
+    if None in watch:
+        watch = tuple(0 if w is None else w for w in watch)
+    if None in certificates:
+        certificates = tuple(c is True for c in certificates)
+    return [ids, counts, totals, percentages, quizzes, watch, certificates, *stamps]

@@ -7,10 +7,13 @@ about six times faster than ``pandas.read_sql`` on a million rows.
 
 from __future__ import annotations
 
-import io
+import json
 import logging
+import re
 from dataclasses import dataclass
 
+import msgspec
+import numpy as np
 import orjson
 import pandas as pd
 import psycopg
@@ -22,6 +25,7 @@ from reconcile.db import connect, redact
 from reconcile.errors import SourceError
 from reconcile.model import BACKEND_EXTRA_COLUMNS, BACKUP_PREFIX, PROGRESS_COLUMNS
 from reconcile.quoting import qualified_table
+from reconcile.sources._memory import no_cyclic_gc
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +53,19 @@ CREATE TABLE {table} (
 
 _TS_COLUMNS = ("started_at", "completed_at", "last_accessed_at", "created_at", "updated_at")
 
-# Timestamps leave the server as epoch microseconds: no time-zone text to parse.
+# Columns as PostgreSQL prints them, in UTC (see _SESSION), parsed by pyarrow; the arrays
+# as JSON, and NULLs made JSON too.
 _SELECT = """
 SELECT id, user_id, tutorial_id,
-       array_to_json(completed_chapters)::text AS completed_chapters,
-       chapters_completed, total_chapters,
-       completion_percentage::float8 AS completion_percentage,
-       quiz_scores::text AS quiz_scores,
+       coalesce(array_to_json(completed_chapters)::text, 'null') AS completed_chapters,
+       chapters_completed, total_chapters, completion_percentage,
+       coalesce(quiz_scores::text, '{{}}') AS quiz_scores,
        total_watch_time, certificate_earned,
-       {timestamps}
+       started_at, completed_at, last_accessed_at, created_at, updated_at
 FROM {table}
 """
+#: Timestamps printed as ``2026-01-20 08:00:00.123456+00``, which pyarrow parses.
+_SESSION = ("SET LOCAL TimeZone TO 'UTC'", "SET LOCAL DateStyle TO 'ISO, YMD'")
 
 _ARROW_TYPES = {
     "id": pa.int64(),
@@ -72,8 +78,12 @@ _ARROW_TYPES = {
     "quiz_scores": pa.string(),
     "total_watch_time": pa.int64(),
     "certificate_earned": pa.bool_(),
-    **{c: pa.int64() for c in _TS_COLUMNS},
+    **{c: pa.timestamp("us", tz="UTC") for c in _TS_COLUMNS},
 }
+_UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
+#: Epoch microseconds that ``datetime64[ns]`` holds.
+_MIN_MICROS = -(-pd.Timestamp.min.value // 1000)
+_MAX_MICROS = pd.Timestamp.max.value // 1000
 
 
 #: Keys that a ``repair.sql`` inserted, from every backup table it left in the schema.
@@ -112,21 +122,19 @@ def create_table(conn: psycopg.Connection, schema: str, table: str) -> None:
 def load_backend(url: str, schema: str, table: str) -> BackendLoad:
     """Read every row of ``schema.table`` in one read-only snapshot."""
     name = f"{schema}.{table}"
-    timestamps = sql.SQL(", ").join(
-        sql.SQL("floor(extract(epoch FROM {c}) * 1000000)::int8 AS {c}").format(c=sql.Identifier(c))
-        for c in _TS_COLUMNS
-    )
-    query = sql.SQL(_SELECT).format(timestamps=timestamps, table=qualified_table(schema, table))
+    query = sql.SQL(_SELECT).format(table=qualified_table(schema, table))
     copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)").format(query)
     with connect(url) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        buffer = io.BytesIO()
+        csv = pa.BufferOutputStream()  # the COPY stream lands in Arrow memory, once
         try:
             with conn.transaction():
+                for setting in _SESSION:
+                    conn.execute(setting)
                 with conn.cursor().copy(copy) as stream:
                     for chunk in stream:
-                        buffer.write(chunk)
+                        csv.write(chunk)
                 inserted = _repair_inserted(conn, schema)
         except psycopg.errors.UndefinedTable:
             raise SourceError(f"table {name} does not exist in {redact(url)}") from None
@@ -136,11 +144,17 @@ def load_backend(url: str, schema: str, table: str) -> BackendLoad:
             ) from None
         except psycopg.Error as exc:
             raise SourceError(f"cannot read {name}: {str(exc).strip().splitlines()[0]}") from None
-    frame = _parse_csv(buffer.getvalue())
-    keys = pd.MultiIndex.from_frame(frame[["user_id", "tutorial_id"]].astype(object))
-    frame["inserted_by_repair"] = keys.isin(list(inserted)) if inserted else len(frame) * [False]
+    frame = _parse_csv(csv.getvalue(), name)
+    frame["inserted_by_repair"] = _inserted_by_repair(frame, inserted)
     log.info("backend: %d rows from %s", len(frame), name)
     return BackendLoad(frame=frame, table=name)
+
+
+def _inserted_by_repair(frame: pd.DataFrame, inserted: set[tuple[str, str]]) -> np.ndarray:
+    if not inserted:
+        return np.zeros(len(frame), dtype=bool)
+    keys = pd.MultiIndex.from_frame(frame[["user_id", "tutorial_id"]])
+    return keys.isin(list(inserted))
 
 
 def _repair_inserted(conn: psycopg.Connection, schema: str) -> set[tuple[str, str]]:
@@ -162,85 +176,147 @@ def _repair_inserted(conn: psycopg.Connection, schema: str) -> set[tuple[str, st
         return set()
 
 
-def _parse_csv(data: bytes) -> pd.DataFrame:
-    if not data:
+def _parse_csv(data: pa.Buffer, name: str) -> pd.DataFrame:
+    if not data.size:
         return empty_backend_frame()
-    table = pacsv.read_csv(
-        io.BytesIO(data),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=_ARROW_TYPES,
-            true_values=["t"],
-            false_values=["f"],
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    raw = table.to_pandas()
-    return _to_progress_frame(raw)
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=_ARROW_TYPES,
+                true_values=["t"],
+                false_values=["f"],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:  # a value no column type takes: 'infinity', a BC date
+        reason = re.sub(r"CSV column #(\d+)", _column_name, str(exc).strip().splitlines()[0])
+        raise SourceError(f"cannot read {name}: {reason}") from None
+    del data
+    with no_cyclic_gc():
+        return _to_progress_frame(table, name)
 
 
-def _to_progress_frame(raw: pd.DataFrame) -> pd.DataFrame:
-    counts = raw["chapters_completed"].astype("Int64")
-    chapters = [
-        _chapters(text, count)
-        for text, count in zip(raw["completed_chapters"].tolist(), counts.tolist(), strict=True)
-    ]
-    quizzes = [_quizzes(text) for text in raw["quiz_scores"].tolist()]
+def _column_name(match: re.Match[str]) -> str:
+    return f"column {list(_ARROW_TYPES)[int(match.group(1))]}"
+
+
+def _to_progress_frame(table: pa.Table, name: str) -> pd.DataFrame:
+    """The progress frame of the COPY's columns, a column at a time."""
+    counts = _int64(table.column("chapters_completed"))
     frame = pd.DataFrame(
         {
-            "user_id": raw["user_id"].astype(object),
-            "tutorial_id": raw["tutorial_id"].astype(object),
-            "completed_chapters": pd.Series(chapters, dtype=object),
+            "user_id": _objects(table.column("user_id")),
+            "tutorial_id": _objects(table.column("tutorial_id")),
+            "completed_chapters": _chapter_column(table.column("completed_chapters"), counts),
             "chapters_completed": counts,
-            "total_chapters": raw["total_chapters"].astype("Int64"),
-            "completion_percentage": raw["completion_percentage"].astype("float64"),
-            "quiz_scores": pd.Series(quizzes, dtype=object),
-            "total_watch_time": raw["total_watch_time"].astype("Int64"),
-            "certificate_earned": raw["certificate_earned"].astype(bool),
-            "id": raw["id"].astype("Int64"),
-        }
+            "total_chapters": _int64(table.column("total_chapters")),
+            "completion_percentage": table.column("completion_percentage")
+            .to_numpy()
+            .astype("float64"),
+            "quiz_scores": _quiz_column(table.column("quiz_scores")),
+            "total_watch_time": _int64(table.column("total_watch_time")),
+            "certificate_earned": table.column("certificate_earned").fill_null(False).to_numpy(),
+            "id": _int64(table.column("id")),
+            **{c: _timestamps(table.column(c), name, c) for c in _TS_COLUMNS},
+        },
+        copy=False,
     )
-    for column in _TS_COLUMNS:
-        frame[column] = pd.to_datetime(raw[column].astype("Int64"), unit="us", utc=True).astype(
-            "datetime64[ns, UTC]"
-        )
     return frame[[*PROGRESS_COLUMNS, *BACKEND_EXTRA_COLUMNS]]
 
 
-def _chapters(text: str, count: object) -> tuple[str, ...] | None:
-    items = orjson.loads(text) if text else None
-    ids = tuple(sorted({str(i) for i in items if i is not None})) if items else ()
-    if not ids and isinstance(count, int) and count > 0:
-        return None  # a count-only row: the chapter list is unknown
-    return ids
+def _objects(column: pa.ChunkedArray) -> pd.Series:
+    """Text as a Series of Python ``str`` (the progress frame's object columns)."""
+    return pd.Series(column.to_numpy(zero_copy_only=False), dtype=object, copy=False)
+
+
+def _int64(column: pa.ChunkedArray) -> pd.arrays.IntegerArray:
+    values = column.fill_null(0).to_numpy()
+    missing = column.is_null().to_numpy(zero_copy_only=False)
+    return pd.arrays.IntegerArray(values.astype(np.int64), missing)
+
+
+def _timestamps(column: pa.ChunkedArray, name: str, field: str) -> pd.arrays.DatetimeArray:
+    """Microsecond timestamps as ``datetime64[ns, UTC]`` (NaT for NULL)."""
+    micros = column.cast(pa.int64()).fill_null(0).to_numpy()
+    missing = column.is_null().to_numpy(zero_copy_only=False)
+    outside = ~missing & ((micros < _MIN_MICROS) | (micros > _MAX_MICROS))
+    if outside.any():
+        raise SourceError(
+            f"table {name}: {field} holds {int(outside.sum())} timestamp(s) outside"
+            " 1677-2262, which the run cannot represent"
+        )
+    nanos = micros * 1000
+    nanos[missing] = np.iinfo(np.int64).min  # NaT
+    return pd.array(nanos.view("datetime64[ns]"), dtype=_UTC_NS)
+
+
+def _chapter_column(column: pa.ChunkedArray, counts: pd.arrays.IntegerArray) -> pd.Series:
+    """Sorted distinct chapter ids, or None for a count-only row (an empty array, count > 0).
+
+    The arrays arrive as JSON texts, decoded together in one call.
+    """
+    arrays = orjson.loads(_json_array(column))
+    try:  # the rule: arrays of text, no NULL (C-level maps, no Python call a row)
+        ids = list(map(tuple, map(sorted, map(set, arrays))))
+    except TypeError:  # a NULL array, or NULL among text
+        ids = [_chapter_ids(items) for items in arrays]
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    count_only = (lengths == 0) & (counts.fillna(0).to_numpy() > 0)
+    out = np.fromiter(ids, dtype=object, count=len(ids))
+    out[count_only] = None
+    return pd.Series(out, dtype=object, copy=False)
+
+
+def _chapter_ids(items: list[str | None] | None) -> tuple[str, ...]:
+    if not items:
+        return ()
+    ids = {*items}
+    ids.discard(None)  # a NULL element of the array
+    return tuple(sorted(ids))  # type: ignore[arg-type]
+
+
+#: Quiz scores as JSON numbers: ``dict[str, float]`` straight from the decoder.
+_QUIZ_SCORES = msgspec.json.Decoder(list[dict[str, float]])
+
+
+def _quiz_column(column: pa.ChunkedArray) -> pd.Series:
+    """``dict[str, float]`` a row; a score that is no number is NaN, for validation to report.
+
+    The texts are decoded together when every score is a JSON number (the rule), else
+    row by row.
+    """
+    try:
+        quizzes: list[dict[str, float]] = _QUIZ_SCORES.decode(_json_array(column))
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        quizzes = [_quizzes(text) for text in column.to_pylist()]
+    return pd.Series(np.fromiter(quizzes, dtype=object, count=len(quizzes)), copy=False)
+
+
+def _json_array(column: pa.ChunkedArray) -> str:
+    """The column's JSON texts as one JSON array."""
+    return "[" + ",".join(column.to_pylist()) + "]"
 
 
 def _quizzes(text: str) -> dict[str, float]:
-    value = orjson.loads(text) if text else {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:  # a jsonb number beyond float range, say
+        value = json.loads(text)
     if not isinstance(value, dict):
         return {"<not an object>": float("nan")}
     out: dict[str, float] = {}
     for quiz, score in value.items():
         try:
             out[str(quiz)] = float(score)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             out[str(quiz)] = float("nan")  # validation reports it
     return out
 
 
 def empty_backend_frame() -> pd.DataFrame:
     """A zero-row backend frame with every canonical column and dtype."""
-    return _to_progress_frame(
-        pd.DataFrame({c: pd.Series([], dtype=_PANDAS_EMPTY.get(c, "int64")) for c in _ARROW_TYPES})
-    )
-
-
-_PANDAS_EMPTY = {
-    "user_id": "object",
-    "tutorial_id": "object",
-    "completed_chapters": "object",
-    "quiz_scores": "object",
-    "completion_percentage": "float64",
-    "certificate_earned": "bool",
-}
+    empty = pa.table({c: pa.array([], type=t) for c, t in _ARROW_TYPES.items()})
+    return _to_progress_frame(empty, "")

@@ -16,18 +16,17 @@ A ``tutorial_progress_*`` key that cannot be a record (a flag such as
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from msgspec import UNSET
 
 from reconcile.config import Config
 from reconcile.errors import ConfigError
@@ -41,14 +40,18 @@ from reconcile.sources._coerce import (
     NAT,
     FieldError,
     Progress,
+    TypedProgress,
     coerce_progress,
     common_progress,
     decode_common,
+    decode_typed,
     decode_value,
     epoch_ns_column,
     show,
     to_epoch_ns,
+    typed_columns,
 )
+from reconcile.sources._memory import no_cyclic_gc
 from reconcile.sources._readers import Reject, export_format, read_exports
 
 log = logging.getLogger(__name__)
@@ -211,19 +214,30 @@ def _add_export(out: _Collector, origin: _Origin, export: object) -> None:
         log.debug("exports: %s line %s: %s (kept as unknown)", origin.file, origin.line, exc)
         exported_ns = None
     out.exports += 1
-    rows, progress = out.records.rows, 0
+    records, progress = out.records, 0
+    typed, typed_keys, before = records.typed, records.typed_keys, len(records.typed)
     for key, raw in storage.items():
         if key.startswith(PROGRESS_PREFIX):
-            row = _common_record(key, raw, user, origin, exported_ns)
-            if row is not None:
-                rows.append(row)
+            value = decode_typed(raw)
+            if (
+                value is not None
+                and key == f"{PROGRESS_PREFIX}{value.tutorial_id}_{user}"
+                and (value.user_id is UNSET or value.user_id == user)
+            ):
+                typed.append(value)
+                typed_keys.append(key)
+            elif (row := _common_record(key, raw, user, origin, exported_ns)) is not None:
+                records.add(row)
             elif not _add_record(out, origin, (user, exported_ns), key, raw):
                 continue  # a flag, not a record: an ignored key
             progress += 1
+    if len(typed) > before:
+        records.typed_exports.append((origin.file, origin.line, user, exported_ns))
+        records.typed_counts.append(len(typed) - before)
     out.progress += progress
     out.ignored += len(storage) - progress
-    if len(rows) >= _Records.CHUNK:
-        out.records.flush(out.quarantine_at)
+    if records.pending() >= _Records.CHUNK:
+        records.flush(out.quarantine_at)
 
 
 def _common_record(
@@ -323,7 +337,7 @@ def _add_record(
         return True
     typed = _typed(value, tutorial, user) if problem is None and value is not None else problem
     if isinstance(typed, Progress):
-        out.records.rows.append((user, tutorial, *typed, *extra))
+        out.records.add((user, tutorial, *typed, *extra))
     else:
         out.reject(origin, typed or "value is not an object", key, user, tutorial)
     return True
@@ -384,62 +398,110 @@ def _rows_frame(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> pd.DataF
 
 
 class _Records:
-    """The own records, turned into columns a chunk of rows at a time.
+    """The own records, turned into columns a chunk at a time.
 
-    Rows (:data:`RECORD_COLUMNS`) are transposed and the timestamp texts
-    :func:`common_progress` leaves are parsed in bulk, a chunk at a time, so that the row
-    tuples and texts do not all live at once. A record whose text does not parse is
-    dropped, and its reject queued for the quarantine at the place the per-record path
+    Records come two ways, kept in reading order: :class:`TypedProgress` values that
+    msgspec typed (``typed``, the rule), and row tuples (:data:`RECORD_COLUMNS`) of the
+    other paths (``rows``, with their places in ``row_at``). A chunk is turned into
+    columns and its timestamp texts parsed in bulk, so that the records do not all live
+    at once as Python objects. A record whose text does not parse is dropped, and its
+    reject queued for the quarantine at the place the per-record path
     (:func:`_add_record`) would have put it.
     """
 
     CHUNK = 8192
 
     def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []  # the chunk being gathered
-        self.done = 0  # rows in earlier chunks
-        #: an object column's values; any other column's arrays, one a chunk
-        self.columns: list[list[Any]] = [[] for _ in RECORD_COLUMNS]
-        self.dropped: list[int] = []  # rows whose timestamp text does not parse
+        self.rows: list[tuple[Any, ...]] = []  # the chunk's other rows
+        self.row_at: list[int] = []  # the place of each among all records
+        self.typed: list[TypedProgress] = []  # the chunk's typed values
+        self.typed_keys: list[str] = []
+        #: (file, line, user, exported_ns) of each export with typed values, and how many
+        self.typed_exports: list[tuple[str, int | None, str, int | None]] = []
+        self.typed_counts: list[int] = []
+        self.done = 0  # records in earlier chunks
+        self.columns: list[list[np.ndarray]] = [[] for _ in RECORD_COLUMNS]  # chunk arrays
+        self.dropped: list[int] = []  # records whose timestamp text does not parse
         self.rejects: list[tuple[int, tuple[Any, ...]]] = []  # (quarantine position, row)
 
     def __len__(self) -> int:
-        return self.done + len(self.rows)
+        return self.done + self.pending()
+
+    def pending(self) -> int:
+        return len(self.rows) + len(self.typed)
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.row_at.append(len(self))
+        self.rows.append(row)
 
     def flush(self, quarantine_at: list[int]) -> None:
-        """Turn the gathered rows into columns; ``quarantine_at`` as in :class:`_Collector`."""
-        if not self.rows:
+        """Turn the gathered records into columns; ``quarantine_at`` as in :class:`_Collector`."""
+        size = self.pending()
+        if not size:
             return
-        values = list(zip(*self.rows, strict=True))
+        #: each source's columns, and the unit of its integer timestamps (ns, or ms)
+        sources: list[tuple[Sequence[Sequence[Any]], int]] = [
+            (list(zip(*self.rows, strict=True)) if self.rows else [], 1)
+        ]
+        if self.typed:
+            sources.append((self._typed_columns(), 1_000_000))
+        place = np.zeros(size, dtype=bool)  # True: a row of ``rows``
+        place[np.asarray(self.row_at, dtype=np.int64) - self.done] = True
+        where = [np.flatnonzero(place), np.flatnonzero(~place)]
         failed: set[int] = set()
-        for name, gathered, column in zip(RECORD_COLUMNS, self.columns, values, strict=True):
+        for index, (name, gathered) in enumerate(zip(RECORD_COLUMNS, self.columns, strict=True)):
             kind = _KINDS.get(name, "object")
-            if name in TIMESTAMP_COLUMNS:
-                ns, rejected = epoch_ns_column(column)
-                gathered.append(ns)
-                failed.update(rejected)
-            elif kind == "object":
-                gathered.extend(column)
-            else:
-                gathered.append(_array(column, kind))
+            parts = []
+            for (columns, unit), at in zip(sources, where, strict=False):
+                if not columns:
+                    continue
+                if name in TIMESTAMP_COLUMNS:
+                    ns, rejected = epoch_ns_column(columns[index], unit)
+                    failed.update(at[rejected].tolist())
+                    parts.append((at, ns))
+                else:
+                    parts.append((at, _array(columns[index], kind)))
+            gathered.append(_place(parts, size))
         for row in sorted(failed):
-            record = self.rows[row]
-            reason = _stamp_reason(record)
-            file, line, key = record[_FILE_INDEX : _FILE_INDEX + 3]
-            at = bisect_right(quarantine_at, self.done + row)  # rejects made before it
-            self.rejects.append((at, (file, line, key, record[0], record[1], reason)))
-            self.dropped.append(self.done + row)
-        self.done += len(self.rows)
-        self.rows.clear()  # in place: the reading loop holds this list
+            self._drop(row, sources, where, quarantine_at)
+        self.done += size
+        # in place: the reading loop holds these lists
+        for gathered_list in (self.rows, self.row_at, self.typed, self.typed_keys):
+            gathered_list.clear()
+        self.typed_exports.clear()
+        self.typed_counts.clear()
+
+    def _typed_columns(self) -> list[Sequence[Any]]:  # numpy arrays are sequences too
+        """The typed values as columns of :data:`RECORD_COLUMNS`."""
+        exports = list(zip(*self.typed_exports, strict=True))
+        counts = np.asarray(self.typed_counts)
+        file, line, user, exported = (np.repeat(_array(c, "object"), counts) for c in exports)
+        progress = typed_columns(self.typed)
+        tutorials = [value.tutorial_id for value in self.typed]
+        return [user, tutorials, *progress, file, line, self.typed_keys, user, exported]  # type: ignore[list-item]
+
+    def _drop(
+        self,
+        row: int,
+        sources: list[tuple[Sequence[Sequence[Any]], int]],
+        where: list[np.ndarray],
+        quarantine_at: list[int],
+    ) -> None:
+        """Drop the chunk's ``row``, whose timestamp text does not parse, with its reject."""
+        source = 0 if row in where[0] else 1
+        rank = int(np.searchsorted(where[source], row))
+        values = [column[rank] for column in sources[source][0]]
+        reason = _stamp_reason(values)
+        file, line, key = values[_FILE_INDEX : _FILE_INDEX + 3]
+        place = bisect_right(quarantine_at, self.done + row)  # rejects made before it
+        self.rejects.append((place, (file, _plain(line), key, values[0], values[1], reason)))
+        self.dropped.append(self.done + row)
 
     def frame(self) -> pd.DataFrame:
         columns: dict[str, np.ndarray] = {}
         for name, gathered in zip(RECORD_COLUMNS, self.columns, strict=True):
             kind = _KINDS.get(name, "object")
-            if kind == "object":
-                columns[name] = np.fromiter(gathered, dtype=object, count=len(gathered))
-            else:
-                columns[name] = np.concatenate(gathered) if gathered else _array((), kind)
+            columns[name] = np.concatenate(gathered) if gathered else _array((), kind)
         if self.dropped:
             keep = np.ones(self.done, dtype=bool)
             keep[self.dropped] = False
@@ -447,7 +509,22 @@ class _Records:
         return _frame(columns)
 
 
-def _stamp_reason(record: tuple[Any, ...]) -> str:
+def _place(parts: list[tuple[np.ndarray, np.ndarray]], size: int) -> np.ndarray:
+    """One chunk column of the parts' arrays, each at its places."""
+    if len(parts) == 1:
+        return parts[0][1]
+    out = np.empty(size, dtype=parts[0][1].dtype)
+    for at, values in parts:
+        out[at] = values
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as its Python value (the quarantine's rows hold Python values)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _stamp_reason(record: Sequence[Any]) -> str:
     """Why :func:`coerce_progress` rejects a record whose timestamp text does not parse."""
     for field, index in _STAMP_INDEXES.items():  # in the order coerce_progress reads them
         if type(record[index]) is str:
@@ -470,23 +547,6 @@ def _with_rejects(
         done = at
     merged.extend(quarantine[done:])
     return merged
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while millions of objects are kept.
-
-    Every record adds container objects that live until the frames are built, so the
-    collector's full passes would rescan them all, again and again (about half the load
-    time for a million records). Reading makes no reference cycles to collect.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _rejecter(out: _Collector, file: str) -> Reject:
@@ -517,7 +577,7 @@ def load_exports(
     the cap are kept, the rest of the file is quarantined with the reason.
     """
     files = iter_export_files(paths)
-    with _no_cyclic_gc():
+    with no_cyclic_gc():
         out = _read_all(files, max_decompressed_bytes)
         quarantine = _with_rejects(out.quarantine, out.records.rejects)
         frames = (
