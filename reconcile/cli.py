@@ -84,7 +84,7 @@ _url_option = click.option(
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    help="Worker processes for the per-key work (default: every core, for large inputs).",
+    help="Worker processes for the per-key work (default: 1, this process; see README).",
 )
 @click.option(
     "--partitions",

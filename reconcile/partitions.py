@@ -10,8 +10,8 @@ report) runs once, in the parent, on the combined result.
 Three ways to run the partitions (:class:`Execution`):
 
 * in this process, one after the other (small inputs, tests);
-* a pool of worker processes on this machine (``--workers``, default: every core). The
-  workers are started fresh (``spawn``: they inherit no open file, so never the run's
+* a pool of worker processes on this machine (``--workers N``). The workers are started
+  fresh (``spawn``: they inherit no open file, so never the run's
   lock) and ask the kernel to kill them when the run dies (``PR_SET_PDEATHSIG``), so a
   run stopped by SIGTERM, SIGINT or SIGKILL leaves no worker behind;
 * an existing Dask cluster (``--scheduler ADDRESS``), for a run bigger than one machine.
@@ -43,9 +43,6 @@ log = logging.getLogger(__name__)
 
 #: The siphash key of the partition hash: fixed, so a user's partition never changes.
 _HASH_KEY: Final = "reconcile-parts!"
-#: Below this many rows (backend + local) a run stays in one process: starting workers
-#: costs more than they save.
-PARALLEL_MIN_ROWS: Final = 200_000
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,10 @@ class Execution:
     """Where the partitions run: ``workers`` processes here, or the Dask ``scheduler``.
 
     ``partitions`` defaults to the number of workers (one per worker process, two per
-    Dask worker); ``workers=None`` means every core of this machine.
+    Dask worker). The default is this process alone: the partitions travel to worker
+    processes pickled, and on 1,000,000 keys pickling them costs the run more than the
+    workers save (measured: 44.7 s for this stage on 2 workers, 10.9 s in this process;
+    ``bench/bench_run.py --workers``). Workers pay once each reads its own partition.
     """
 
     workers: int | None = None
@@ -191,7 +191,7 @@ def compare_partitions(
 ) -> Compared:
     """Gate, merge and compare every partition where ``execution`` says; combine them."""
     rows = len(backend) + len(local)
-    runner, partitions = _runner(execution, rows)
+    runner, partitions = _runner(execution)
     tasks = split(
         backend, local, loader_quarantine, foreign, partitions=partitions, now=now, config=config
     )
@@ -202,12 +202,10 @@ def compare_partitions(
 Runner = Callable[[list[PartitionTask]], list[PartitionResult]]
 
 
-def _runner(execution: Execution, rows: int) -> tuple[Runner, int]:
+def _runner(execution: Execution) -> tuple[Runner, int]:
     if execution.scheduler:
         return _dask_runner(execution)
-    workers = execution.workers or os.cpu_count() or 1
-    if execution.partitions is None and (workers == 1 or rows < PARALLEL_MIN_ROWS):
-        return _in_process, 1
+    workers = execution.workers or 1
     partitions = execution.partitions or workers
     if workers == 1 or partitions == 1:
         return _in_process, partitions

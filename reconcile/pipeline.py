@@ -50,8 +50,8 @@ def run_job(
 
     ``now`` (the clock of the checks) and ``run_id`` (default :func:`new_run_id`) pin a
     run for reproducible outputs, as the golden-file tests do. ``execution`` says where
-    the per-key work runs (:mod:`reconcile.partitions`; default: every core of this
-    machine for large inputs); the outputs are the same wherever it runs.
+    the per-key work runs (:mod:`reconcile.partitions`; default: this process); the
+    outputs are the same wherever it runs.
 
     Raises :class:`~reconcile.errors.ConfigError` for unusable arguments and
     :class:`~reconcile.errors.SourceError` when a source cannot be read; nothing is
