@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from reconcile.model import DIFF_COLUMNS, PROGRESS_FIELDS
+from reconcile.model import DIFF_COLUMNS
 
 
 def read_diff(path: Path) -> pd.DataFrame:
@@ -39,22 +39,22 @@ def write_diff(diff: pd.DataFrame, path: Path) -> None:
 
 
 def diff_for_files(diff: pd.DataFrame) -> pd.DataFrame:
-    """The diff with plain column types: chapter lists as lists, quiz scores as JSON text."""
-    out = diff.copy()
+    """The diff with plain column types: chapter lists as lists, quiz scores as JSON text.
+
+    Chapter tuples stay as they are (pyarrow writes any sequence as a list) and the frame
+    is copied shallowly: on a million keys this is seconds, not the point of the file.
+    """
+    out = diff.copy(deep=False)
     for side in ("local", "backend"):
-        chapters = f"{side}_completed_chapters"
-        out[chapters] = [list(c) if isinstance(c, tuple) else None for c in out[chapters]]
         quizzes = f"{side}_quiz_scores"
         out[quizzes] = [_json(q) for q in out[quizzes]]
-    for field in PROGRESS_FIELDS:
-        for side in ("local", "backend"):
-            column = f"{side}_{field}"
-            if out[column].dtype == object and field == "certificate_earned":
-                out[column] = out[column].astype("boolean")
+        certificate = f"{side}_certificate_earned"
+        if out[certificate].dtype == object:
+            out[certificate] = out[certificate].astype("boolean")
     return out
 
 
 def _json(value: Any) -> str | None:
-    if not isinstance(value, dict):
+    if value.__class__ is not dict:
         return None
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
