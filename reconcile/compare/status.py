@@ -12,15 +12,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from reconcile.compare.merge import predict_repairs
+from reconcile.compare.order import COMPARED, Verdicts, compare_sides
 from reconcile.model import (
     ACTION_BY_STATUS,
     AT_RISK,
     DIFF_COLUMNS,
     KEY,
-    PERCENT_DECIMALS,
     PROGRESS_FIELDS,
     Status,
 )
@@ -43,77 +44,18 @@ class Verdict:
 
 
 def compare_progress(local: dict[str, Any], backend: dict[str, Any]) -> Verdict:
-    """Place a merged local record and a valid backend row in SPEC 2's partial order."""
-    local_more: list[str] = []
-    backend_more: list[str] = []
-    _compare_chapters(local, backend, local_more, backend_more)
-    _compare_quizzes(local["quiz_scores"], backend["quiz_scores"], local_more, backend_more)
-    lw, bw = int(local["total_watch_time"]), int(backend["total_watch_time"])
-    if lw > bw:
-        local_more.append(f"more watch time ({lw} s vs {bw} s)")
-    elif bw > lw:
-        backend_more.append(f"more watch time ({bw} s vs {lw} s)")
+    """Place one merged local record and one valid backend row in SPEC 2's partial order.
 
-    parts = [f"local has {x}" for x in local_more] + [f"backend has {x}" for x in backend_more]
-    differences = "; ".join(parts)
-    if int(local["total_chapters"]) != int(backend["total_chapters"]):
-        reason = (
-            f"total_chapters differs: local {local['total_chapters']}, "
-            f"backend {backend['total_chapters']}"
-        )
-        return Verdict(Status.CONFLICT, reason, "; ".join([reason, *parts]))
-    if local_more and backend_more:
-        return Verdict(Status.DIVERGED, "each side holds progress the other lacks", differences)
-    if local_more:
-        return Verdict(Status.LOCAL_AHEAD, "local holds progress the backend lacks", differences)
-    if backend_more:
-        return Verdict(Status.BACKEND_AHEAD, "backend holds more progress", differences)
-    lp = round(float(local["completion_percentage"]), PERCENT_DECIMALS)
-    bp = round(float(backend["completion_percentage"]), PERCENT_DECIMALS)
-    if lp != bp:
-        reason = f"completion_percentage differs ({lp} vs {bp}) with the same progress"
-        return Verdict(Status.CONFLICT, reason, reason)
-    return Verdict(Status.IN_SYNC, "both sides hold the same progress", "")
-
-
-def _compare_chapters(
-    local: dict[str, Any], backend: dict[str, Any], local_more: list[str], backend_more: list[str]
-) -> None:
-    lc, bc = local["completed_chapters"], backend["completed_chapters"]
-    if lc is not None and bc is not None:
-        only_local = sorted(set(lc) - set(bc))
-        only_backend = sorted(set(bc) - set(lc))
-        if only_local:
-            local_more.append(
-                f"{len(only_local)} chapter(s) the other lacks: {_sample(only_local)}"
-            )
-        if only_backend:
-            backend_more.append(
-                f"{len(only_backend)} chapter(s) the other lacks: {_sample(only_backend)}"
-            )
-        return
-    ln, bn = int(local["chapters_completed"]), int(backend["chapters_completed"])
-    if ln > bn:
-        local_more.append(f"a higher chapter count ({ln} vs {bn})")
-    elif bn > ln:
-        backend_more.append(f"a higher chapter count ({bn} vs {ln})")
-
-
-def _compare_quizzes(
-    local: dict[str, float],
-    backend: dict[str, float],
-    local_more: list[str],
-    backend_more: list[str],
-) -> None:
-    for mine, theirs, sink in ((local, backend, local_more), (backend, local, backend_more)):
-        better = [q for q, s in mine.items() if q not in theirs or s > theirs[q]]
-        if better:
-            sink.append(f"better or extra quiz score(s): {_sample(sorted(better))}")
-
-
-def _sample(items: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(repr(i) for i in items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+    The one-key form of what :func:`build_diff` does for every key at once.
+    """
+    sides = [
+        pd.DataFrame({f: pd.Series([r[f]], dtype=object) for f in COMPARED})
+        for r in (local, backend)
+    ]
+    verdicts = compare_sides(*sides)
+    return Verdict(
+        Status(verdicts.status[0]), str(verdicts.reason[0]), str(verdicts.differences[0])
+    )
 
 
 # --------------------------------------------------------------------------- statuses
@@ -123,8 +65,10 @@ def key_counts(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """Rows per key of ``frame`` (keys with NA parts are dropped) as column ``name``."""
     keyed = frame.dropna(subset=list(KEY))
     if keyed.empty:
-        return pd.DataFrame({"user_id": [], "tutorial_id": [], name: []}).astype({name: "int64"})
-    return keyed.groupby(list(KEY), sort=False).size().rename(name).reset_index()
+        empty = {c: pd.Series([], dtype=object) for c in KEY}
+        return pd.DataFrame({**empty, name: pd.Series([], dtype="int64")})
+    counts = keyed.groupby(list(KEY), sort=False).size().rename(name).reset_index()
+    return counts.astype({c: object for c in KEY})  # keys are objects, as in every frame
 
 
 @dataclass(frozen=True)
@@ -155,7 +99,7 @@ def build_diff(
     With ``gate``, a key to insert or merge whose repaired row the gate rejects becomes a
     ``conflict`` whose reason says why: the repair cannot write it faithfully.
     """
-    b = backend.frame.copy()
+    b = backend.frame.copy(deep=False)  # only columns of its own are set below
     reasons = backend.reasons.reindex(b.index, fill_value="backend row failed validation")
     b["_why"] = reasons.fillna("").astype(str).to_numpy(dtype=object)
     b["_valid"] = b["_why"] == ""
@@ -175,32 +119,26 @@ def build_diff(
         columns={"id": "backend_id"}
     )
     loc = local.rename(columns={f: f"local_{f}" for f in PROGRESS_FIELDS})
-    keys = pd.merge(
-        b[
-            [
-                *KEY,
-                "backend_id",
-                "_valid",
-                "_why",
-                "failed_checks",
-                *(f"backend_{f}" for f in PROGRESS_FIELDS),
-            ]
-        ],
-        loc,
-        on=list(KEY),
-        how="outer",
+    backend_columns = ["backend_id", "_valid", "_why", "failed_checks"]
+    keys = outer_join(
+        [
+            b[[*KEY, *backend_columns, *(f"backend_{f}" for f in PROGRESS_FIELDS)]],
+            loc,
+            key_counts(quarantined, "quarantined_records"),
+            key_counts(foreign, "foreign_records"),
+        ]
     )
-    for name, frame in (("quarantined_records", quarantined), ("foreign_records", foreign)):
-        keys = keys.merge(key_counts(frame, name), on=list(KEY), how="outer")
     for name in ("quarantined_records", "foreign_records", "local_records"):
         keys[name] = keys[name].fillna(0).astype("int64")
     keys["total_conflict"] = keys["total_conflict"].fillna(False).astype(bool)
 
     verdicts = _verdicts(keys)
-    keys["status"] = [v.status.value for v in verdicts]
-    keys["reason"] = [v.reason for v in verdicts]
-    keys["differences"] = [v.differences for v in verdicts]
-    keys["action"] = [ACTION_BY_STATUS[v.status].value for v in verdicts]
+    actions = np.array([ACTION_BY_STATUS[s].value for s in Status], dtype=object)
+    status_codes = pd.Categorical(verdicts.status, categories=[s.value for s in Status]).codes
+    keys["status"] = strings(verdicts.status)
+    keys["reason"] = strings(verdicts.reason)
+    keys["differences"] = strings(verdicts.differences)
+    keys["action"] = strings(actions[status_codes])
     keys["backend_id"] = keys["backend_id"].astype("Int64")
     keys["failed_checks"] = keys["failed_checks"].fillna("").astype(str)
     if gate is not None:
@@ -208,7 +146,40 @@ def build_diff(
     has_backend_cert = keys["backend_certificate_earned"].fillna(False).astype(bool)
     local_cert = keys["local_certificate_earned"].fillna(False).astype(bool)
     keys["certificate_claim"] = local_cert & ~has_backend_cert & (keys["local_records"] > 0)
-    return keys.sort_values(list(KEY), kind="stable").reset_index(drop=True)[list(DIFF_COLUMNS)]
+    return keys[list(DIFF_COLUMNS)]
+
+
+def outer_join(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The full outer join on KEY of ``frames`` (each with unique keys), sorted by key.
+
+    What ``pd.merge(how="outer")`` of one frame after another and a sort by key give,
+    values and dtypes alike (a side's missing row is NaN / NA / NaT; bool and integer
+    columns with a missing row become object and float), with the keys factorised once.
+    """
+    users = pd.concat([f["user_id"] for f in frames], ignore_index=True)
+    tutorials = pd.concat([f["tutorial_id"] for f in frames], ignore_index=True)
+    user_codes = pd.factorize(users, sort=True, use_na_sentinel=False)[0].astype(np.int64)
+    tutorial_codes, tutorial_uniques = pd.factorize(tutorials, sort=True, use_na_sentinel=False)
+    pairs = user_codes * max(len(tutorial_uniques), 1) + tutorial_codes
+    unique_pairs, first = np.unique(pairs, return_index=True)
+    out = {"user_id": users.take(first), "tutorial_id": tutorials.take(first)}
+    columns: dict[str, pd.Series] = {c: s.reset_index(drop=True) for c, s in out.items()}
+    start = 0
+    for frame in frames:
+        rows = np.searchsorted(unique_pairs, pairs[start : start + len(frame)])
+        start += len(frame)
+        indexer = np.full(len(unique_pairs), -1, dtype=np.int64)
+        indexer[rows] = np.arange(len(frame))
+        values = frame.drop(columns=list(KEY)).reset_index(drop=True).reindex(indexer)
+        columns.update({c: values[c].reset_index(drop=True) for c in values.columns})
+    return pd.DataFrame(columns)
+
+
+def strings(values: np.ndarray) -> pd.Series:
+    """An object array of ``str`` as a ``str`` column, each distinct text converted once."""
+    codes, uniques = pd.factorize(values)
+    texts = pd.array(np.asarray(uniques, dtype=object), dtype="str")
+    return pd.Series(texts.take(codes, allow_fill=True))
 
 
 def _hold_unwritable(keys: pd.DataFrame, gate: Gate) -> None:
@@ -232,65 +203,82 @@ def _hold_unwritable(keys: pd.DataFrame, gate: Gate) -> None:
     ]
 
 
-_FOREIGN = Verdict(
-    Status.FOREIGN_USER, "local records only from another user's export (set aside)", ""
-)
-_INVALID_LOCAL = Verdict(Status.INVALID_LOCAL, "every local record was quarantined", "")
-_LOCAL_TOTALS = Verdict(
-    Status.CONFLICT,
-    "local records disagree on total_chapters",
-    "local records disagree on total_chapters",
-)
-_BACKEND_ONLY = Verdict(Status.BACKEND_ONLY, "no local record", "")
+def _verdicts(keys: pd.DataFrame) -> Verdicts:
+    """SPEC 2's precedence, column-wise; only keys with data on both sides are compared."""
+    n = len(keys)
+    has_backend = (keys["backend_id"].notna() | keys["backend_total_chapters"].notna()).to_numpy()
+    valid = keys["_valid"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    own = keys["local_records"].to_numpy() != 0
+    bad = keys["quarantined_records"].to_numpy() != 0
+    foreign = keys["foreign_records"].to_numpy() != 0
+    conflict = keys["total_conflict"].to_numpy(dtype=bool)
+    status = np.full(n, "", dtype=object)
+    reason = np.full(n, "", dtype=object)
+    differences = np.full(n, "", dtype=object)
+    left = np.ones(n, dtype=bool)
+
+    def take(mask: np.ndarray, verdict: Status, why: object = "", text: object = "") -> None:
+        chosen = left & mask
+        status[chosen] = verdict.value
+        reason[chosen] = why if isinstance(why, str) else why[chosen]  # type: ignore[index]
+        differences[chosen] = text if isinstance(text, str) else text[chosen]  # type: ignore[index]
+        left[chosen] = False
+
+    take(foreign & ~own & ~bad, Status.FOREIGN_USER, _FOREIGN)
+    take(bad & ~own, Status.INVALID_LOCAL, "every local record was quarantined")
+    why = keys["_why"].to_numpy(dtype=object)
+    failed = np.where(why.astype(bool), why, "backend row failed validation")
+    take(has_backend & ~valid, Status.INVALID_BACKEND, failed)
+    take(own & conflict, Status.CONFLICT, _LOCAL_TOTALS, _LOCAL_TOTALS)
+    take(~own, Status.BACKEND_ONLY, "no local record")
+    missing = left & ~has_backend
+    if missing.any():
+        status[missing] = Status.MISSING_IN_BACKEND.value
+        reason[missing] = "local progress with no backend row"
+        differences[missing] = _describe(keys[missing])
+        left[missing] = False
+    both = np.flatnonzero(left)
+    if len(both):
+        rows = keys.iloc[both]
+        verdicts = compare_sides(*(_unprefixed(rows, side) for side in ("local", "backend")))
+        status[both], reason[both] = verdicts.status, verdicts.reason
+        differences[both] = verdicts.differences
+    return Verdicts(status, reason, differences)
 
 
-def _verdicts(keys: pd.DataFrame) -> list[Verdict]:
-    """SPEC 2's precedence, key by key; only keys with data on both sides are compared."""
-    has_backend = (keys["backend_id"].notna() | keys["backend_total_chapters"].notna()).tolist()
-    valid = keys["_valid"].astype("boolean").fillna(False).astype(bool).tolist()
-    why = keys["_why"].tolist()
-    own = keys["local_records"].tolist()
-    bad = keys["quarantined_records"].tolist()
-    foreign = keys["foreign_records"].tolist()
-    conflict = keys["total_conflict"].tolist()
-    local = _SideColumns(keys, "local")
-    backend = _SideColumns(keys, "backend")
-    verdicts: list[Verdict] = []
-    for i in range(len(keys)):
-        if foreign[i] and not own[i] and not bad[i]:
-            verdicts.append(_FOREIGN)
-        elif bad[i] and not own[i]:
-            verdicts.append(_INVALID_LOCAL)
-        elif has_backend[i] and not valid[i]:
-            reason = why[i] or "backend row failed validation"
-            verdicts.append(Verdict(Status.INVALID_BACKEND, reason, ""))
-        elif own[i] and conflict[i]:
-            verdicts.append(_LOCAL_TOTALS)
-        elif not own[i]:
-            verdicts.append(_BACKEND_ONLY)
-        elif not has_backend[i]:
-            reason, text = "local progress with no backend row", _describe(local.row(i))
-            verdicts.append(Verdict(Status.MISSING_IN_BACKEND, reason, text))
-        else:
-            verdicts.append(compare_progress(local.row(i), backend.row(i)))
-    return verdicts
+_FOREIGN = "local records only from another user's export (set aside)"
+_LOCAL_TOTALS = "local records disagree on total_chapters"
 
 
-class _SideColumns:
-    """One side's progress fields as Python lists, read a key at a time."""
-
-    def __init__(self, keys: pd.DataFrame, side: str) -> None:
-        self._columns = {f: keys[f"{side}_{f}"].tolist() for f in PROGRESS_FIELDS}
-
-    def row(self, i: int) -> dict[str, Any]:
-        return {f: values[i] for f, values in self._columns.items()}
+def _unprefixed(keys: pd.DataFrame, side: str) -> pd.DataFrame:
+    """One side's compared fields, without the prefix (never the timestamps: not read)."""
+    return pd.DataFrame({f: keys[f"{side}_{f}"].to_numpy() for f in COMPARED})
 
 
-def _describe(local: dict[str, Any]) -> str:
+def _describe(rows: pd.DataFrame) -> np.ndarray:
+    """``local only: 2/6 chapters, 1 quiz score(s), 1348 s watched`` per row."""
+    quizzes = np.fromiter(map(len, rows["local_quiz_scores"]), dtype=np.int64, count=len(rows))
     return (
-        f"local only: {local['chapters_completed']}/{local['total_chapters']} chapters, "
-        f"{len(local['quiz_scores'])} quiz score(s), {local['total_watch_time']} s watched"
+        "local only: "
+        + _text(rows["local_chapters_completed"])
+        + "/"
+        + _text(rows["local_total_chapters"])
+        + " chapters, "
+        + quizzes.astype(str).astype(object)
+        + " quiz score(s), "
+        + _text(rows["local_total_watch_time"])
+        + " s watched"
     )
+
+
+def _text(values: pd.Series) -> np.ndarray:
+    """``str()`` of each value as ``tolist()`` gives it (``<NA>`` for a missing integer)."""
+    if pd.api.types.is_integer_dtype(values.dtype):
+        missing = values.isna().to_numpy()
+        out = values.to_numpy(dtype=np.int64, na_value=0).astype(str).astype(object)
+        out[missing] = str(pd.NA)
+        return out
+    return np.array([str(v) for v in values.tolist()], dtype=object)
 
 
 # --------------------------------------------------------------------------- per user
@@ -308,12 +296,12 @@ class UserTotals:
 
 def user_totals(diff: pd.DataFrame) -> UserTotals:
     """Users with local data, migrated users, their rate, and keys at risk of data loss."""
-    with_local = diff[diff["local_records"] > 0]
-    risky = diff["status"].isin([s.value for s in AT_RISK])
-    users = set(with_local["user_id"])
-    failed = set(diff.loc[risky, "user_id"]) & users
-    migrated = len(users) - len(failed)
-    rate = migrated / len(users) if users else 1.0
+    risky = diff["status"].isin([s.value for s in AT_RISK]).to_numpy()
+    users = diff.loc[diff["local_records"].to_numpy() > 0, "user_id"].unique()
+    failed = diff.loc[risky, "user_id"]
+    failing = int(failed[failed.isin(users)].nunique(dropna=False))
+    migrated = len(users) - failing
+    rate = migrated / len(users) if len(users) else 1.0
     return UserTotals(len(users), migrated, round(rate, 6), int(risky.sum()))
 
 
