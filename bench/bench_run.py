@@ -549,7 +549,7 @@ def child_pipeline(job: dict[str, Any]) -> dict[str, Any]:
         from reconcile.partitions import Execution
 
         options["execution"] = Execution(workers=job["workers"])
-        workers = str(job["workers"] or f"default ({os.cpu_count()})")
+        workers = str(job["workers"] or "default (this process)")
     else:
         workers = "1 (this run_job has no workers)"
     with _TreeMemory() as tree:
