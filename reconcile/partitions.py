@@ -96,8 +96,21 @@ def partition_of(user_ids: pd.Series, partitions: int) -> np.ndarray:
     if partitions <= 1:
         return np.zeros(len(user_ids), dtype=np.int64)
     text = user_ids.astype(object).where(user_ids.notna(), "").to_numpy(dtype=object)
-    hashed = pd.util.hash_array(text, hash_key=_HASH_KEY, categorize=False)
+    try:
+        hashed = pd.util.hash_array(text, hash_key=_HASH_KEY, categorize=False)
+    except UnicodeEncodeError:  # a lone surrogate (Python's json lets one through)
+        text = np.array([_encodable(str(v)) for v in text], dtype=object)
+        hashed = pd.util.hash_array(text, hash_key=_HASH_KEY, categorize=False)
     return (hashed % np.uint64(partitions)).astype(np.int64)
+
+
+def _encodable(text: str) -> str:
+    """``text`` itself when it is valid UTF-8 text, else a stable stand-in that is."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "\x00" + text.encode("utf-8", "surrogatepass").hex()
+    return text
 
 
 def run_partition(task: PartitionTask) -> PartitionResult:

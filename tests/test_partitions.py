@@ -110,6 +110,10 @@ def test_a_users_partition_is_stable_and_shared_by_all_their_keys(tmp_path: Path
     ids = pd.Series(["u1", "u2", "é日本😀", "x" * 100])
     assert partition_of(ids, 7).tolist() == [2, 3, 6, 0]
     assert partition_of(ids, 1).tolist() == [0, 0, 0, 0]
+    # Any text, even a lone surrogate Python's json lets through, or a missing id.
+    odd = pd.Series(["a\ud800b", None, "a\ud800b", float("nan")], dtype=object)
+    parts = partition_of(odd, 7)
+    assert parts[0] == parts[2] and parts.min() >= 0 and parts.max() < 7
 
 
 def _children(pid: int) -> dict[int, str]:
