@@ -16,6 +16,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Final
 
+import numpy as np
+import pandas as pd
+
 from reconcile.model import PERCENT_DECIMALS, PROGRESS_FIELDS
 
 
@@ -81,3 +84,22 @@ def completion(chapters: int, total: int) -> float:
         return min(100.0, cents / 100)
     exact = Decimal(100 * chapters) / Decimal(total)
     return float(exact.quantize(_CENT, rounding=ROUND_HALF_UP))
+
+
+def completions(chapters: pd.Series, totals: pd.Series) -> np.ndarray:
+    """:func:`completion` of each pair of two columns, vectorised; NaN where either is unknown."""
+    c = chapters.astype("Int64").to_numpy(dtype="float64", na_value=np.nan)
+    t = totals.astype("Int64").to_numpy(dtype="float64", na_value=np.nan)
+    out = np.full(len(c), np.nan)
+    known = ~np.isnan(c) & ~np.isnan(t)
+    zero = known & (t <= 0)
+    out[zero] = 0.0
+    # integer arithmetic where it is exact in int64, as completion() does in Python ints
+    fast = known & (t > 0) & (c >= 0) & (c < 2**40) & (t < 2**40)
+    ci, ti = c[fast].astype(np.int64), t[fast].astype(np.int64)
+    cents = (20000 * ci + ti) // (2 * ti)
+    out[fast] = np.minimum(100.0, cents / 100)
+    slow = np.flatnonzero(known & ~zero & ~fast)
+    raw_c, raw_t = chapters.iloc[slow].tolist(), totals.iloc[slow].tolist()
+    out[slow] = [completion(int(a), int(b)) for a, b in zip(raw_c, raw_t, strict=True)]
+    return out

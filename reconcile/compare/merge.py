@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.model import KEY, PROGRESS_FIELDS, TIMESTAMP_COLUMNS, Action
-from reconcile.rules import MERGE_RULES, Rule, completion
+from reconcile.rules import MERGE_RULES, Rule, completions
 
 #: Columns of nullable integers in a progress frame.
 INT_FIELDS = ("chapters_completed", "total_chapters", "total_watch_time")
@@ -127,25 +127,6 @@ COMBINERS: dict[Rule, Callable[[Stack, str], pd.Series]] = {
     Rule.MAX: _extreme("max"),
     Rule.MIN: _extreme("min"),
 }
-
-
-def completions(chapters: pd.Series, totals: pd.Series) -> np.ndarray:
-    """:func:`reconcile.rules.completion` of each pair; NaN where either is unknown."""
-    c = chapters.astype("Int64").to_numpy(dtype="float64", na_value=np.nan)
-    t = totals.astype("Int64").to_numpy(dtype="float64", na_value=np.nan)
-    out = np.full(len(c), np.nan)
-    known = ~np.isnan(c) & ~np.isnan(t)
-    zero = known & (t <= 0)
-    out[zero] = 0.0
-    # integer arithmetic where it is exact in int64, as completion() does in Python ints
-    fast = known & (t > 0) & (c >= 0) & (c < 2**40) & (t < 2**40)
-    ci, ti = c[fast].astype(np.int64), t[fast].astype(np.int64)
-    cents = (20000 * ci + ti) // (2 * ti)
-    out[fast] = np.minimum(100.0, cents / 100)
-    slow = np.flatnonzero(known & ~zero & ~fast)
-    raw_c, raw_t = chapters.iloc[slow].tolist(), totals.iloc[slow].tolist()
-    out[slow] = [completion(int(a), int(b)) for a, b in zip(raw_c, raw_t, strict=True)]
-    return out
 
 
 def join_groups(stack: Stack, *, keep: dict[str, pd.Series]) -> pd.DataFrame:
