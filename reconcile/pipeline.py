@@ -225,7 +225,8 @@ def _quarantine(
     columns = list(QUARANTINE_COLUMNS)
     frames = [loader[columns]]
     if not gate.failures.empty:
-        reasons = gate.failures.groupby("row", sort=False)["reason"].agg("; ".join)
+        reasons = gate.reasons()
+        reasons = reasons[reasons != ""]
         rejected = local.loc[reasons.index].assign(reason=reasons.to_numpy())
         frames.append(rejected[columns])
     frames = [f for f in frames if not f.empty] or frames[:1]
