@@ -18,6 +18,7 @@ import orjson
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql
 
@@ -228,8 +229,12 @@ def _to_progress_frame(table: pa.Table, name: str) -> pd.DataFrame:
 
 
 def _objects(column: pa.ChunkedArray) -> pd.Series:
-    """Text as a Series of Python ``str`` (the progress frame's object columns)."""
-    return pd.Series(column.to_numpy(zero_copy_only=False), dtype=object, copy=False)
+    """Text as a Series of Python ``str`` (the progress frame's object columns).
+
+    One ``str`` a distinct value, shared by its rows: ids repeat (a user has many rows).
+    """
+    texts, at = _distinct(column)
+    return pd.Series(texts.to_numpy(zero_copy_only=False)[at], dtype=object, copy=False)
 
 
 def _int64(column: pa.ChunkedArray) -> pd.arrays.IntegerArray:
@@ -256,18 +261,26 @@ def _timestamps(column: pa.ChunkedArray, name: str, field: str) -> pd.arrays.Dat
 def _chapter_column(column: pa.ChunkedArray, counts: pd.arrays.IntegerArray) -> pd.Series:
     """Sorted distinct chapter ids, or None for a count-only row (an empty array, count > 0).
 
-    The arrays arrive as JSON texts, decoded together in one call.
+    Each distinct JSON text is decoded once (a table has few chapter lists and many rows)
+    and its tuple shared by every row that has it.
     """
-    arrays = orjson.loads(_json_array(column))
+    texts, at = _distinct(column)
+    arrays = orjson.loads(_json_array(texts))
     try:  # the rule: arrays of text, no NULL (C-level maps, no Python call a row)
         ids = list(map(tuple, map(sorted, map(set, arrays))))
     except TypeError:  # a NULL array, or NULL among text
         ids = [_chapter_ids(items) for items in arrays]
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))[at]
     count_only = (lengths == 0) & (counts.fillna(0).to_numpy() > 0)
-    out = np.fromiter(ids, dtype=object, count=len(ids))
+    out = np.fromiter(ids, dtype=object, count=len(ids))[at]
     out[count_only] = None
     return pd.Series(out, dtype=object, copy=False)
+
+
+def _distinct(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """The column's distinct values, and where each row's value is among them."""
+    uniques = pc.unique(column)
+    return uniques, pc.index_in(column, value_set=uniques).to_numpy()
 
 
 def _chapter_ids(items: list[str | None] | None) -> tuple[str, ...]:
@@ -285,17 +298,20 @@ _QUIZ_SCORES = msgspec.json.Decoder(list[dict[str, float]])
 def _quiz_column(column: pa.ChunkedArray) -> pd.Series:
     """``dict[str, float]`` a row; a score that is no number is NaN, for validation to report.
 
-    The texts are decoded together when every score is a JSON number (the rule), else
-    row by row.
+    Each distinct text is decoded once and its dict shared by the rows that have it (the
+    run never changes a quiz dict in place). The texts are decoded together when every
+    score is a JSON number (the rule), else one by one.
     """
+    texts, at = _distinct(column)
     try:
-        quizzes: list[dict[str, float]] = _QUIZ_SCORES.decode(_json_array(column))
+        quizzes: list[dict[str, float]] = _QUIZ_SCORES.decode(_json_array(texts))
     except (msgspec.ValidationError, msgspec.DecodeError):
-        quizzes = [_quizzes(text) for text in column.to_pylist()]
-    return pd.Series(np.fromiter(quizzes, dtype=object, count=len(quizzes)), copy=False)
+        quizzes = [_quizzes(text) for text in texts.to_pylist()]
+    out = np.fromiter(quizzes, dtype=object, count=len(quizzes))[at]
+    return pd.Series(out, copy=False)
 
 
-def _json_array(column: pa.ChunkedArray) -> str:
+def _json_array(column: pa.Array) -> str:
     """The column's JSON texts as one JSON array."""
     return "[" + ",".join(column.to_pylist()) + "]"
 

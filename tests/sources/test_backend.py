@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -109,3 +110,39 @@ def test_a_timestamp_the_run_cannot_hold_is_one_line_naming_the_column(database_
     with pytest.raises(SourceError, match="column completed_at") as caught:
         load_backend(database_url, "public", "tutorial_progress")
     assert "\n" not in str(caught.value)
+
+
+def test_repeated_values_land_on_their_own_rows(database_url: str) -> None:
+    """Each distinct text is decoded once: every row still gets its own row's value."""
+    chapter_lists = [["c1"], ["c2", "c1"], [], ["c1", "c2"], ["c3"], ["c2", None]]
+    quizzes = ['{"q": 1}', "{}", '{"q": 2, "r": 3}', '{"q": "x"}', "{}"]
+    users = ["u-a", "u-b", 'u-"c"', "u-d"]
+    target = qualified_table("public", "tutorial_progress")
+    expected = {}
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        create_table(conn, "public", "tutorial_progress")
+        for n in range(60):
+            user, tutorial = users[n % 4], f"t{n}"
+            chapters, quiz = chapter_lists[n % 6], quizzes[n % 5]
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} (user_id, tutorial_id, completed_chapters, chapters_completed,"
+                    " total_chapters, completion_percentage, quiz_scores)"
+                    " VALUES (%s, %s, %s, %s, 5, 0, %s::jsonb)"
+                ).format(target),
+                (user, tutorial, chapters, n % 3, quiz),
+            )
+            ids = tuple(sorted(set(chapters) - {None}))
+            kept = None if not ids and n % 3 else ids
+            decoded = json.loads(quiz).items()
+            scores = {k: (v if isinstance(v, int) else math.nan) for k, v in decoded}
+            expected[(user, tutorial)] = (kept, scores)
+    frame = load_backend(database_url, "public", "tutorial_progress").frame
+    assert len(frame) == 60
+    for row in frame.itertuples():
+        chapters, scores = expected[(row.user_id, row.tutorial_id)]
+        assert row.completed_chapters == chapters
+        assert row.quiz_scores.keys() == scores.keys()
+        for quiz, score in scores.items():
+            got = row.quiz_scores[quiz]
+            assert got == score or (math.isnan(got) and math.isnan(score))
