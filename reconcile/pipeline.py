@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
@@ -29,6 +30,7 @@ from reconcile.sources.exports import ExportsLoad, iter_export_files, load_expor
 from reconcile.validate import nights, records, suites, volume
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def new_run_id(moment: datetime) -> str:
@@ -61,7 +63,8 @@ def run_job(
         raise ConfigError(f"run id {run_id!r}: not a plain folder name")
     parse_url(database_url)
     files = iter_export_files(exports)  # walked once; a missing path fails before the database
-    gx_suites = suites.load_suites(config.expectations_dir)  # fail fast on a bad suite
+    # Checking the suites imports Great Expectations (~3 s): done beside the loading.
+    gx_suites = _Background(suites.load_suites, config.expectations_dir)
     started = datetime.now(UTC)
     clock = now or started
     out = Path(out).absolute()
@@ -71,7 +74,7 @@ def run_job(
         raise ConfigError(f"--out: cannot create {out}: {exc.strerror}") from None
     execution = execution or Execution()
     stage = _Stages()
-    with run_lock(out):
+    with run_lock(out), gx_suites.first_error():
         run_id = run_id or new_run_id(started)
         with stage("load_backend"):
             backend = load_backend(database_url, config.schema, config.table)
@@ -83,7 +86,7 @@ def run_job(
         with RunFolder(out, run_id) as folder:
             with stage("checks"):
                 checks, docs = _checks(
-                    backend, local, gated, past, gx_suites, folder.path, clock, config
+                    backend, local, gated, past, gx_suites.result(), folder.path, clock, config
                 )
             with stage("repair_sql"):
                 scripts = build_repair_scripts(
@@ -111,7 +114,7 @@ def run_job(
             run_id,
             _metrics(result),
             backend.frame,
-            good=_good_night(result, suites.night_over_night_checks(gx_suites)),
+            good=_good_night(result, suites.night_over_night_checks(gx_suites.result())),
             now=clock,
         )
     log.info("run %s written to %s", run_id, result.run_dir)
@@ -183,6 +186,45 @@ def _checks(
         ),
     )
     return checks, outcome.docs_index
+
+
+class _Background(Generic[T]):
+    """``work(*args)`` on a daemon thread, started now; :meth:`result` waits for it.
+
+    A daemon, so that a stopped run (SIGTERM, Ctrl-C) exits without waiting for it.
+    """
+
+    def __init__(self, work: Callable[..., T], *args: Any) -> None:
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable[..., T], args: tuple[Any, ...]) -> None:
+        try:
+            self._value = work(*args)
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> T:
+        """The work's value, or its exception raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    @contextlib.contextmanager
+    def first_error(self) -> Iterator[None]:
+        """Inside: an error of the block gives way to the work's own error, if it has one.
+
+        A bad suite is a configuration error and says so even when the database is down
+        too, as it did when the suites were checked before anything was read.
+        """
+        try:
+            yield
+        except Exception:
+            self.result()
+            raise
 
 
 class _Stages:

@@ -120,9 +120,11 @@ def test_progress_going_backward_names_the_key(clean_db: str, tmp_path: Path, ca
     assert "u042" in regression["details"] and "rag" in regression["details"]
 
 
+@pytest.mark.parametrize("database", ["reachable", "unreachable"])
 def test_a_misspelled_expectation_is_a_configuration_error(
-    clean_db: str, tmp_path: Path, capsys
+    clean_db: str, tmp_path: Path, capsys, database: str
 ) -> None:  # type: ignore[no-untyped-def]
+    """Exit 2 naming the file, before anything is written; even when the database is down."""
     suites = tmp_path / "suites"
     shutil.copytree(DEFAULT_EXPECTATIONS_DIR, suites)
     path = suites / "backend_progress.json"
@@ -139,7 +141,7 @@ def test_a_misspelled_expectation_is_a_configuration_error(
         [
             "run",
             "--database-url",
-            clean_db,
+            clean_db if database == "reachable" else f"postgresql://nobody@/db?host={tmp_path}",
             "--exports",
             str(exports),
             "--out",
@@ -152,3 +154,4 @@ def test_a_misspelled_expectation_is_a_configuration_error(
     assert code == 2
     assert "expect_column_values_to_be_betwen" in err and "backend_progress.json" in err
     assert err.count("\n") == 1
+    assert not [p for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")]
