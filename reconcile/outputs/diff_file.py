@@ -14,6 +14,7 @@ import orjson
 import pandas as pd
 
 from reconcile.model import DIFF_COLUMNS
+from reconcile.validate.nights import quiz_json
 
 
 def read_diff(path: Path) -> pd.DataFrame:
@@ -41,20 +42,18 @@ def write_diff(diff: pd.DataFrame, path: Path) -> None:
 def diff_for_files(diff: pd.DataFrame) -> pd.DataFrame:
     """The diff with plain column types: chapter lists as lists, quiz scores as JSON text.
 
-    Chapter tuples stay as they are (pyarrow writes any sequence as a list) and the frame
-    is copied shallowly: on a million keys this is seconds, not the point of the file.
+    Chapter tuples stay as they are (pyarrow writes any sequence as a list), the frame is
+    copied shallowly and the quiz texts are made column-wise
+    (:func:`~reconcile.validate.nights.quiz_json`): on a million keys the file is not
+    the point of the run.
     """
     out = diff.copy(deep=False)
     for side in ("local", "backend"):
         quizzes = f"{side}_quiz_scores"
-        out[quizzes] = [_json(q) for q in out[quizzes]]
+        # pandas' "str" dtype over the Arrow text, as assigning the texts used to infer.
+        text = quiz_json(out[quizzes], absent=None)
+        out[quizzes] = pd.Series(pd.array(text, dtype="str"), index=out.index)
         certificate = f"{side}_certificate_earned"
         if out[certificate].dtype == object:
             out[certificate] = out[certificate].astype("boolean")
     return out
-
-
-def _json(value: Any) -> str | None:
-    if value.__class__ is not dict:
-        return None
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()

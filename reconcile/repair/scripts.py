@@ -171,17 +171,15 @@ def _input_rows(repairs: pd.DataFrame) -> list[dict[str, Any]]:
         "total_watch_time": as_int,
         **dict.fromkeys(TIMESTAMP_COLUMNS, lambda text: text),  # text already, see _split
     }
-    fields = {f: [convert(v) for v in column[f"local_{f}"]] for f, convert in converters.items()}
-    return [
-        {
-            "n": i + 1,
-            "action": str(column["action"][i]),
-            "user_id": str(column["user_id"][i]),
-            "tutorial_id": str(column["tutorial_id"][i]),
-            **{f: values[i] for f, values in fields.items()},
-        }
-        for i in range(len(repairs))
+    names = ("n", "action", "user_id", "tutorial_id", *converters)
+    columns = [
+        range(1, len(repairs) + 1),
+        map(str, column["action"]),
+        map(str, column["user_id"]),
+        map(str, column["tutorial_id"]),
+        *(map(convert, column[f"local_{f}"]) for f, convert in converters.items()),
     ]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def _batches(rows: list[dict[str, Any]]) -> Iterator[str]:
@@ -279,10 +277,14 @@ def _split(diff: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]], list
     if diff.empty:
         return diff.iloc[0:0], [], []
     action = diff["action"].astype(str)
-    expected = (
-        diff["status"].astype(str).map({s.value: a.value for s, a in ACTION_BY_STATUS.items()})
-    )
-    writable = action.isin([Action.INSERT.value, Action.MERGE.value]) & (expected == action)
+    status = diff["status"].astype(str)
+    # The action matches the status's (ACTION_BY_STATUS), per action: no per-key mapping.
+    expected = {
+        a: action.eq(a.value)
+        & status.isin([s.value for s, x in ACTION_BY_STATUS.items() if x == a])
+        for a in Action
+    }
+    writable = expected[Action.INSERT] | expected[Action.MERGE]
     no_total = writable & (action == Action.INSERT.value) & diff["local_total_chapters"].isna()
     wanted = ["action", "user_id", "tutorial_id", *(f"local_{f}" for f in PROGRESS_FIELDS)]
     repairs = (
@@ -293,11 +295,13 @@ def _split(diff: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]], list
     )
     for column in TIMESTAMP_COLUMNS:
         repairs[f"local_{column}"] = _timestamps(repairs[f"local_{column}"])
-    reviews = diff[(action == Action.REVIEW.value) & (expected == action)].to_dict("records")
+    reviews = diff[expected[Action.REVIEW]].to_dict("records")
     for row in diff[no_total].to_dict("records"):
         reason = f"cannot insert: total_chapters is unknown. {row.get('reason') or ''}"
         reviews.append({**row, "action": Action.REVIEW.value, "reason": reason.strip()})
-    claimed = diff["certificate_claim"].map(lambda v: v is True or v is np.True_)
+    claim = diff["certificate_claim"]
+    # Only a real True claims (not 1, "yes" or NA): a bool column is that as it stands.
+    claimed = claim if claim.dtype == bool else claim.map(lambda v: v is True or v is np.True_)
     return repairs, reviews, diff[claimed].to_dict("records")
 
 

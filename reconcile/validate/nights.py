@@ -23,6 +23,8 @@ from typing import Any, Final
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reconcile.model import KEY, CheckResult
 
@@ -51,6 +53,8 @@ VANISHED_CHECK: Final = "backend.rows_vanished"
 #: Ends each chapter id in the snapshot's chapter text (PostgreSQL text cannot hold NUL).
 _END: Final = "\x00"
 STRING: Final = pd.StringDtype("pyarrow")
+#: The type compared element-wise with each value's type (a name, so not ``== dict``).
+_DICT: Final[Any] = dict
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,8 +142,6 @@ def progress_digest(backend: pd.DataFrame) -> pd.DataFrame:
     """
     rows = _latest_per_key(backend)
     chapters = rows["completed_chapters"].tolist()
-    quizzes = rows["quiz_scores"].tolist()
-    dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
     # Arrow-backed strings: the merge on the key and the comparisons run in Arrow.
     return pd.DataFrame(
         {
@@ -150,15 +152,53 @@ def progress_digest(backend: pd.DataFrame) -> pd.DataFrame:
             ),
             "chapters_completed": rows["chapters_completed"].astype("Int64").array,
             "total_watch_time": rows["total_watch_time"].astype("Int64").array,
-            "quiz_scores": _text(
-                [dumps(q, option=sort).decode() if q.__class__ is dict else "{}" for q in quizzes]
-            ),
+            "quiz_scores": pd.array(quiz_json(rows["quiz_scores"], absent="{}"), dtype=STRING),
         }
     )
 
 
+def quiz_json(values: pd.Series, *, absent: str | None) -> pa.Array:
+    """Each quiz-score dict as JSON text with sorted keys, ``absent`` for anything else.
+
+    One Arrow ``large_string`` array, the same text as ``orjson.dumps(d, option=
+    OPT_SORT_KEYS)`` of each dict: orjson writes all of them in one call (a list of
+    dicts, anything else as ``{}``) and the document is cut at the ``},{`` between them
+    with numpy. A quiz id that itself holds ``},{`` makes more cuts than dicts: then each
+    dict is written on its own instead.
+    """
+    objects = values.to_numpy(dtype=object)
+    types = np.fromiter(map(type, objects), dtype=object, count=len(objects))
+    is_dict = np.asarray(types == _DICT, dtype=bool)  # exactly dict, as orjson's check
+    empty = np.empty(1, dtype=object)
+    empty[0] = {}
+    dicts = np.where(is_dict, objects, empty)
+    text = _cut_objects(orjson.dumps(dicts.tolist(), option=orjson.OPT_SORT_KEYS), len(dicts))
+    if text is None:
+        dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
+        text = pa.array([dumps(d, option=sort).decode() for d in dicts], type=pa.large_string())
+    if absent == "{}" or is_dict.all():
+        return text
+    return pc.if_else(pa.array(is_dict), text, pa.scalar(absent, pa.large_string()))
+
+
+def _cut_objects(document: bytes, count: int) -> pa.Array | None:
+    """The ``count`` objects of a compact JSON array of objects, as text; None if unsure."""
+    raw = np.frombuffer(document, dtype=np.uint8)[1:-1]  # within "[" ... "]"
+    closes = np.flatnonzero(raw[:-2] == ord("}"))
+    commas = closes[(raw[closes + 1] == ord(",")) & (raw[closes + 2] == ord("{"))] + 1
+    if len(commas) != max(count - 1, 0):
+        return None
+    data = np.delete(raw, commas)
+    offsets = np.empty(count + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:-1] = commas - np.arange(len(commas))
+    offsets[-1] = len(data)
+    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
 def _text(values: Any) -> pd.arrays.ArrowStringArray:
-    return pd.array(values, dtype=STRING)
+    """``str`` or ``None`` values as Arrow-backed strings, converted by Arrow in one call."""
+    return pd.array(pa.array(values, type=pa.large_string(), from_pandas=True), dtype=STRING)
 
 
 # ---------------------------------------------------------------------------------------
