@@ -10,20 +10,15 @@ report) runs once, in the parent, on the combined result.
 Three ways to run the partitions (:class:`Execution`):
 
 * in this process, one after the other (small inputs, tests);
-* a pool of worker processes on this machine (``--workers N``). The workers are started
-  fresh (``spawn``: they inherit no open file, so never the run's
-  lock) and ask the kernel to kill them when the run dies (``PR_SET_PDEATHSIG``), so a
-  run stopped by SIGTERM, SIGINT or SIGKILL leaves no worker behind;
+* a pool of worker processes on this machine (``--workers N``) that die with the run
+  (:mod:`reconcile.workers`): a run stopped by SIGTERM, SIGINT or SIGKILL leaves no
+  worker behind;
 * an existing Dask cluster (``--scheduler ADDRESS``), for a run bigger than one machine.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import multiprocessing
-import os
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +33,7 @@ from reconcile.config import Config
 from reconcile.errors import ConfigError
 from reconcile.model import KEY, QUARANTINE_COLUMNS
 from reconcile.validate import records
+from reconcile.workers import worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -240,22 +236,8 @@ def _in_process(tasks: list[PartitionTask]) -> list[PartitionResult]:
 
 def _in_pool(tasks: list[PartitionTask], workers: int) -> list[PartitionResult]:
     """The tasks on ``workers`` fresh processes that die with this one."""
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
-        # Leaving the block by an exception (SIGTERM, Ctrl-C) terminates the workers.
+    with worker_pool(workers) as pool:
         return pool.map(run_partition, tasks, chunksize=1)
-
-
-def _die_with_parent(parent: int) -> None:
-    """In a worker: be killed by the kernel when the run's process dies, however it dies."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the pool's own shutdown still applies
-        pass
-    if os.getppid() != parent:  # the run died before the line above took effect
-        os._exit(1)
 
 
 def _dask_runner(execution: Execution) -> tuple[Runner, int]:

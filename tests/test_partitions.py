@@ -193,11 +193,11 @@ def test_killing_the_run_leaves_no_worker_lock_or_run_folder(
 
 _BUSY_POOL = """
 import multiprocessing, os, sys, time
-from reconcile.partitions import _die_with_parent
+from reconcile.workers import die_with_parent
 
 if __name__ == "__main__":
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(2, initializer=_die_with_parent, initargs=(os.getpid(),))
+    pool = context.Pool(2, initializer=die_with_parent, initargs=(os.getpid(),))
     pool.map_async(time.sleep, [600, 600], chunksize=1)
     time.sleep(600)
 """

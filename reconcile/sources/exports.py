@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -497,7 +499,8 @@ class _Records:
         self.rejects.append((place, (file, _plain(line), key, values[0], values[1], reason)))
         self.dropped.append(self.done + row)
 
-    def frame(self) -> pd.DataFrame:
+    def columns_read(self) -> dict[str, np.ndarray]:
+        """Every record's column (:func:`_array` form), the dropped records left out."""
         columns: dict[str, np.ndarray] = {}
         for name, gathered in zip(RECORD_COLUMNS, self.columns, strict=True):
             kind = _KINDS.get(name, "object")
@@ -506,7 +509,7 @@ class _Records:
             keep = np.ones(self.done, dtype=bool)
             keep[self.dropped] = False
             columns = {name: array[keep] for name, array in columns.items()}
-        return _frame(columns)
+        return columns
 
 
 def _place(parts: list[tuple[np.ndarray, np.ndarray]], size: int) -> np.ndarray:
@@ -556,18 +559,182 @@ def _rejecter(out: _Collector, file: str) -> Reject:
     return reject
 
 
-def _read_all(files: list[Path], max_bytes: int) -> _Collector:
+@dataclass(frozen=True)
+class _Part:
+    """What some files hold, read one after the other in one process (picklable)."""
+
+    records: dict[str, np.ndarray]  # RECORD_COLUMNS, in :func:`_array` form
+    foreign: list[tuple[Any, ...]]  # FOREIGN_COLUMNS rows
+    quarantine: list[tuple[Any, ...]]  # QUARANTINE_COLUMNS rows, in reading order
+    exports: int
+    progress: int
+    ignored: int
+
+
+def _read_part(files: Sequence[Path], max_bytes: int) -> _Part:
+    """Read ``files`` in order; runs in this process or in a worker (:func:`_read_in_pool`)."""
     out = _Collector()
-    for path in files:
-        file = str(path)
-        for line, export in read_exports(path, _rejecter(out, file), max_bytes):
-            _add_export(out, _Origin(file, line), export)
-    out.records.flush(out.quarantine_at)
-    return out
+    with no_cyclic_gc():
+        for path in files:
+            file = str(path)
+            for line, export in read_exports(path, _rejecter(out, file), max_bytes):
+                _add_export(out, _Origin(file, line), export)
+        out.records.flush(out.quarantine_at)
+        return _Part(
+            records=out.records.columns_read(),
+            foreign=out.foreign,
+            quarantine=_with_rejects(out.quarantine, out.records.rejects),
+            exports=out.exports,
+            progress=out.progress,
+            ignored=out.ignored,
+        )
+
+
+# --------------------------------------------------------------------------- worker processes
+
+#: Below this many bytes of exports (a gzipped file counted as :data:`_GZ_RATIO` times its
+#: size), one process reads them sooner than a pool of workers starts and hands its parts
+#: back. Measured on 2 cores: spawning a worker and importing the loader costs ~0.6 s of
+#: CPU, and one process reads ~60 MB of NDJSON a second.
+POOL_MIN_BYTES = 64 << 20
+#: How much a gzipped export expands, about, for balancing the workers' shares.
+_GZ_RATIO = 8
+#: Each worker's share is cut into about this many tasks, so that a worker that finishes
+#: first takes over more of the rest.
+_TASKS_PER_WORKER = 16
+
+
+def _weight(path: Path) -> int:
+    """About how many bytes reading ``path`` parses (0 for what is not read)."""
+    kind = export_format(path)
+    try:
+        size = path.stat().st_size if kind is not None and path.is_file() else 0
+    except OSError:
+        return 0
+    return size * _GZ_RATIO if kind is not None and kind[1] else size
+
+
+def _worker_count(workers: int | None, total_bytes: int, files: int) -> int:
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be 1 or more, not {workers}")
+    if workers is None:
+        workers = _cores() if total_bytes >= POOL_MIN_BYTES else 1
+    return max(1, min(workers, files))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def _tasks(files: list[Path], weights: list[int], workers: int) -> list[list[Path]]:
+    """``files`` cut into runs of neighbours of about equal weight, in order."""
+    target = max(1, sum(weights) // (workers * _TASKS_PER_WORKER))
+    tasks: list[list[Path]] = [[]]
+    size = 0
+    for path, weight in zip(files, weights, strict=True):
+        if tasks[-1] and size + weight > target:
+            tasks.append([])
+            size = 0
+        tasks[-1].append(path)
+        size += weight
+    return tasks
+
+
+def _read_in_pool(tasks: list[list[Path]], max_bytes: int, workers: int) -> list[_Part]:
+    """Each task's part, in order, read by this process and ``workers - 1`` others.
+
+    The tasks go one at a time to whoever is free first. This process reads too, rather
+    than wait: its parts are not sent anywhere, and it starts while the workers boot.
+    The workers die with this process (:mod:`reconcile.workers`).
+    """
+    from reconcile.workers import worker_pool  # only a read big enough needs it
+
+    parts: list[_Part | None] = [None] * len(tasks)
+    failures: list[BaseException] = []
+    untaken = iter(range(len(tasks)))
+    finished = threading.Condition()
+
+    def take() -> int | None:
+        with finished:
+            return next(untaken, None) if not failures else None
+
+    def send() -> None:  # to the pool; its callbacks run on the pool's result thread
+        index = take()
+        if index is not None:
+            pool.apply_async(
+                _read_task,
+                (tasks[index], max_bytes),
+                callback=partial(received, index),
+                error_callback=failed,
+            )
+
+    def received(index: int, part: _Part) -> None:
+        with finished:
+            parts[index] = part
+            finished.notify()
+        send()
+
+    def failed(error: BaseException) -> None:
+        with finished:
+            failures.append(error)
+            finished.notify()
+
+    with worker_pool(workers - 1) as pool:
+        for _ in range(workers - 1):
+            send()
+        while (index := take()) is not None:
+            parts[index] = _read_part(tasks[index], max_bytes)
+        with finished:
+            finished.wait_for(lambda: failures or None not in parts)
+    if failures:
+        raise failures[0]
+    return parts  # type: ignore[return-value]  # every part is read
+
+
+#: Object columns of few distinct values, sent back by a worker as one object per value.
+_FEW_VALUES = ("tutorial_id", "completed_chapters")
+
+
+def _read_task(files: Sequence[Path], max_bytes: int) -> _Part:
+    """:func:`_read_part` in a worker, its part made cheap to send back.
+
+    Equal tutorial ids and chapter lists (immutable text and tuples of text) become one
+    object each, which pickle sends once: rebuilding a tuple per record costs the parent
+    more than reading it did.
+    """
+    part = _read_part(files, max_bytes)
+    for name in _FEW_VALUES:
+        seen: dict[Any, Any] = {}
+        values = part.records[name]
+        part.records[name] = np.fromiter(
+            (seen.setdefault(v, v) for v in values), dtype=object, count=len(values)
+        )
+    return part
+
+
+def _join(parts: list[_Part]) -> _Part:
+    """The parts as one, as if their files had been read one after the other."""
+    if len(parts) == 1:
+        return parts[0]
+    filled = [p.records for p in parts if len(p.records[RECORD_COLUMNS[0]])] or [parts[0].records]
+    return _Part(
+        records={name: np.concatenate([r[name] for r in filled]) for name in RECORD_COLUMNS},
+        foreign=[row for p in parts for row in p.foreign],
+        quarantine=[row for p in parts for row in p.quarantine],
+        exports=sum(p.exports for p in parts),
+        progress=sum(p.progress for p in parts),
+        ignored=sum(p.ignored for p in parts),
+    )
 
 
 def load_exports(
-    paths: Sequence[Path], *, max_decompressed_bytes: int = Config.max_decompressed_bytes
+    paths: Sequence[Path],
+    *,
+    max_decompressed_bytes: int = Config.max_decompressed_bytes,
+    workers: int | None = None,
 ) -> ExportsLoad:
     """Read every export under ``paths``: own records, foreign records, quarantine.
 
@@ -575,22 +742,33 @@ def load_exports(
     expand to once gunzipped, the size of a plain ``.json`` file and the length of a plain
     NDJSON line, so that memory stays bounded whatever the input: the exports read before
     the cap are kept, the rest of the file is quarantined with the reason.
+
+    ``workers`` processes read the files, each a run of neighbouring files at a time, and
+    the result is the same whatever their number: ``1`` reads in this process, ``None``
+    (the default) on every core when there are at least :data:`POOL_MIN_BYTES` to read,
+    else in this process.
     """
     files = iter_export_files(paths)
+    weights = [_weight(path) for path in files]
+    count = _worker_count(workers, sum(weights), len(files))
+    if count == 1:
+        read = _read_part(files, max_decompressed_bytes)
+    else:
+        tasks = _tasks(files, weights, count)
+        log.debug("exports: %d files in %d tasks on %d workers", len(files), len(tasks), count)
+        read = _join(_read_in_pool(tasks, max_decompressed_bytes, count))
     with no_cyclic_gc():
-        out = _read_all(files, max_decompressed_bytes)
-        quarantine = _with_rejects(out.quarantine, out.records.rejects)
         frames = (
-            out.records.frame(),
-            _rows_frame(out.foreign, FOREIGN_COLUMNS),
-            _rows_frame(quarantine, QUARANTINE_COLUMNS),
+            _frame(read.records),
+            _rows_frame(read.foreign, FOREIGN_COLUMNS),
+            _rows_frame(read.quarantine, QUARANTINE_COLUMNS),
         )
     stats = ExportStats(
         files=len(files),
-        exports=out.exports,
-        progress_records=out.progress,
-        ignored_keys=out.ignored,
-        foreign_records=len(out.foreign),
+        exports=read.exports,
+        progress_records=read.progress,
+        ignored_keys=read.ignored,
+        foreign_records=len(read.foreign),
     )
     log.info(
         "exports: %d files, %d exports, %d progress records (%d kept, %d foreign, %d quarantined)",
