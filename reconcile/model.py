@@ -124,6 +124,17 @@ QUARANTINE_COLUMNS: Final[tuple[str, ...]] = tuple(QUARANTINE_NAMES)
 #: Columns of the run's quarantine and of ``quarantine.csv``: file, line, key, ..., reason.
 RUN_QUARANTINE_COLUMNS: Final[tuple[str, ...]] = tuple(QUARANTINE_NAMES.values())
 
+#: The run's foreign records (``RunResult.foreign``, ``foreign.csv``): a record whose key
+#: names ``user_id`` found in the export of ``export_user_id``, at ``file``, ``line``.
+FOREIGN_RUN_COLUMNS: Final[tuple[str, ...]] = (
+    "file",
+    "line",
+    "key",
+    "user_id",
+    "tutorial_id",
+    "export_user_id",
+)
+
 #: Tables that ``repair.sql`` creates to back up what it changes: ``<prefix><run id>``.
 BACKUP_PREFIX: Final = "reconcile_backup_"
 
@@ -131,6 +142,7 @@ BACKUP_PREFIX: Final = "reconcile_backup_"
 SUMMARY: Final = "summary.json"
 DIFF: Final = "diff.parquet"
 QUARANTINE: Final = "quarantine.csv"
+FOREIGN: Final = "foreign.csv"
 REPAIR: Final = "repair.sql"
 ROLLBACK: Final = "rollback.sql"
 REVIEW: Final = "review.sql"

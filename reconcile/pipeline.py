@@ -21,8 +21,9 @@ from reconcile.db import parse_url, redact
 from reconcile.errors import ConfigError
 from reconcile.model import QUARANTINE_COLUMNS, QUARANTINE_NAMES, CheckResult
 from reconcile.outputs import history_store
+from reconcile.outputs.dashboard import guide_dashboard
 from reconcile.outputs.folder import RunFolder, run_lock
-from reconcile.outputs.result import RunResult, SourceInfo
+from reconcile.outputs.result import RunResult, SourceInfo, foreign_frame
 from reconcile.partitions import Execution, compare_partitions
 from reconcile.repair.scripts import build_repair_scripts
 from reconcile.sources.backend import BackendLoad, load_backend
@@ -92,6 +93,7 @@ def run_job(
                 scripts = build_repair_scripts(
                     diff, run_id=run_id, schema=config.schema, table=config.table
                 )
+            totals = user_totals(diff)
             result = RunResult(
                 run_id=run_id,
                 started_at=started,
@@ -99,13 +101,15 @@ def run_job(
                 source=_source_info(database_url, exports, backend, local),
                 diff=diff,
                 quarantine=gated.quarantine,
-                totals=user_totals(diff),
+                totals=totals,
                 checks=checks,
                 run_dir=out / run_id,
                 scripts=scripts,
                 history_note=_history_note(past),
                 docs_index=docs,
                 timings=dict(stage.seconds),
+                foreign=_foreign(local.foreign),
+                dashboard=guide_dashboard(backend.frame, totals),
             )
             with stage("write"):
                 folder.write(result)
@@ -275,6 +279,20 @@ def _quarantine(
     out = pd.concat(frames, ignore_index=True).rename(columns=QUARANTINE_NAMES)
     out["line"] = out["line"].astype("Int64")
     return out
+
+
+def _foreign(records: pd.DataFrame) -> pd.DataFrame:
+    """The loader's foreign records under the run's names (``foreign.csv``)."""
+    return foreign_frame(
+        {
+            "file": records["source_file"],
+            "line": records["source_line"],
+            "key": records["storage_key"],
+            "user_id": records["user_id"],
+            "tutorial_id": records["tutorial_id"],
+            "export_user_id": records["export_user_id"],
+        }
+    )
 
 
 def _good_night(result: RunResult, night_over_night: frozenset[str]) -> bool:

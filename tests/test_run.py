@@ -256,3 +256,22 @@ def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path: Path) -> Non
         )
     assert done.returncode == 2
     assert "another reconcile run" in done.stderr
+
+
+def test_foreign_records_say_whose_export_held_them(
+    fixture_db: tuple[str, Path], tmp_path: Path
+) -> None:
+    """foreign.csv (and RunResult.foreign): the file and line of each set-aside record."""
+    from reconcile.outputs.artifacts import load_run
+
+    url, exports = fixture_db
+    result = run_job(database_url=url, exports=[exports], out=tmp_path / "out", config=Config())
+    foreign = load_run(result.run_dir).foreign
+    guest = foreign[foreign["user_id"] == "u-guest"]
+    assert len(guest) == 1
+    assert guest["export_user_id"].tolist() == ["u-host"]
+    assert Path(guest["file"].iloc[0]).is_relative_to(exports)
+    assert int(guest["line"].iloc[0]) >= 1
+    assert guest["key"].iloc[0].endswith("_u-guest")
+    assert result.foreign.astype(str).equals(foreign.astype(str))
+    assert result.summary["dashboard"]["health"]["total_records"] == result.source.backend_rows

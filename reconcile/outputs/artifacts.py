@@ -15,8 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from reconcile.model import DIFF, QUARANTINE, SUMMARY
+from reconcile.model import DIFF, FOREIGN, QUARANTINE, SUMMARY
 from reconcile.outputs.csv_safe import read_csv
+from reconcile.outputs.result import foreign_frame
 
 _RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
 
@@ -29,6 +30,8 @@ class RunArtifacts:
     summary: dict[str, Any]
     diff: pd.DataFrame
     quarantine: pd.DataFrame
+    #: Records set aside because their key names another user, and where they were found.
+    foreign: pd.DataFrame
 
     @property
     def run_id(self) -> str:
@@ -65,12 +68,16 @@ def latest_run(out: str | Path) -> Path:
 
 
 def load_run(path: str | Path) -> RunArtifacts:
-    """Load ``summary.json``, ``diff.parquet`` and the quarantine of one run folder."""
+    """Load ``summary.json``, ``diff.parquet``, the quarantine and foreign records of a run."""
     folder = Path(path)
     summary = json.loads((folder / SUMMARY).read_text(encoding="utf-8"))
     diff = pd.read_parquet(folder / DIFF)
     quarantine = read_csv(folder / QUARANTINE)  # as text, exact: the formula guard undone
-    return RunArtifacts(path=folder, summary=summary, diff=diff, quarantine=quarantine)
+    foreign_path = folder / FOREIGN  # runs before foreign.csv existed have none
+    foreign = read_csv(foreign_path) if foreign_path.exists() else foreign_frame([])
+    return RunArtifacts(
+        path=folder, summary=summary, diff=diff, quarantine=quarantine, foreign=foreign
+    )
 
 
 def load_history(out: str | Path) -> pd.DataFrame:

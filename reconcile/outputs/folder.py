@@ -20,6 +20,7 @@ import orjson
 from reconcile.errors import ConfigError, LockError
 from reconcile.model import (
     DIFF,
+    FOREIGN,
     QUARANTINE,
     REPAIR,
     REPORT,
@@ -94,6 +95,7 @@ class RunFolder:
         )
         write_diff(result.diff, self.path / DIFF)
         write_csv(result.quarantine, self.path / QUARANTINE)
+        write_csv(result.foreign, self.path / FOREIGN)
         (self.path / REPAIR).write_text(result.scripts.repair, encoding="utf-8")
         (self.path / ROLLBACK).write_text(result.scripts.rollback, encoding="utf-8")
         (self.path / REVIEW).write_text(result.scripts.review, encoding="utf-8")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from reconcile.compare.status import UserTotals, status_counts
 from reconcile.errors import ExitCode
-from reconcile.model import ACTIONABLE, CheckResult, Status
+from reconcile.model import ACTIONABLE, FOREIGN_RUN_COLUMNS, CheckResult, Status
 from reconcile.repair.scripts import RepairScripts
 
 
@@ -54,6 +54,11 @@ class RunResult:
     docs_index: Path | None = None
     #: Seconds per stage of the run (load, validate, compare, checks, ...).
     timings: dict[str, float] = field(default_factory=dict)
+    #: Records set aside because their key names another user (SPEC 1.2), one row each:
+    #: where they were found (:data:`~reconcile.model.FOREIGN_RUN_COLUMNS`).
+    foreign: pd.DataFrame = field(default_factory=lambda: foreign_frame([]))
+    #: The migration guide's dashboard (:func:`reconcile.outputs.dashboard.guide_dashboard`).
+    dashboard: dict[str, Any] = field(default_factory=dict)
     #: Keys per status (every status, in precedence order), then ``backend_rows``,
     #: ``local_records``, ``quarantined`` and ``users_with_local_data``.
     counts: dict[str, int] = field(init=False, repr=False, compare=False)
@@ -117,8 +122,16 @@ class RunResult:
                 "foreign_records": self.source.foreign_records,
             },
             "history": self.history_note,
+            "dashboard": self.dashboard,
             "timings_seconds": dict(self.timings),
         }
+
+
+def foreign_frame(rows: Any) -> pd.DataFrame:
+    """The run's foreign records (:data:`~reconcile.model.FOREIGN_RUN_COLUMNS`) from ``rows``."""
+    frame = pd.DataFrame(rows, columns=list(FOREIGN_RUN_COLUMNS))
+    frame["line"] = frame["line"].astype("Int64")
+    return frame
 
 
 def _iso(moment: datetime) -> str:

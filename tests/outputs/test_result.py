@@ -111,6 +111,7 @@ def test_the_summary_keeps_its_shape() -> None:
         "checks",
         "source",
         "history",
+        "dashboard",
         "timings_seconds",
     ]
     assert summary["started_at"] == "2026-01-20T08:00:00Z"
