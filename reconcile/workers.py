@@ -13,6 +13,8 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import sys
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.pool import Pool
@@ -37,5 +39,26 @@ def worker_pool(workers: int) -> Iterator[Pool]:
     Leaving the block, by its end or by an exception (SIGTERM, Ctrl-C), terminates them.
     """
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+    with _main_not_rerun():
+        pool = context.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),))
+    with pool:
         yield pool
+
+
+@contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """Start workers without running the caller's main script in them again.
+
+    ``spawn`` re-imports the ``__main__`` module in each new process so that tasks defined
+    there can be found; a script that calls the run at top level, with no ``if __name__ ==
+    "__main__"`` guard, would then start the run again in every worker, forever. The tasks
+    here all live in ``reconcile``, so the workers are started while ``__main__`` is a
+    bare stand-in, which they need not import.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main

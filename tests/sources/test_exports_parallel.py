@@ -3,6 +3,7 @@ behind when the run dies."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -92,28 +93,35 @@ def test_the_default_uses_the_pool_for_a_big_input(
     _same(load_exports([many_files]), load_exports([many_files], workers=1))
 
 
-# Every process of the pool runs this file as its main module, so the slow reader (each
-# export takes a while, and a file under ``marks`` says who began) is in them all.
+# The slow reader (each export takes a while, and a file under the marks folder says who
+# began) is installed in every process, workers included, as a ``sitecustomize`` module:
+# workers do not run the caller's script (reconcile.workers).
 _SLOW_READ = """
-import os, signal, sys, time
+import os, sys, time
+from pathlib import Path
+
+if os.environ.get("SLOW_READ_MARKS"):
+    from reconcile.sources import exports
+
+    marks = Path(os.environ["SLOW_READ_MARKS"])
+    read = exports.read_exports
+
+    def slow_read(path, reject, max_bytes):
+        (marks / str(os.getpid())).touch()
+        for item in read(path, reject, max_bytes):
+            time.sleep(0.5)  # a task outlasts the wait for survivors below
+            yield item
+
+    exports.read_exports = slow_read
+"""
+_RUN = """
+import signal, sys
 from pathlib import Path
 from reconcile.sources import exports
 
-marks = Path(sys.argv[2])
-read = exports.read_exports
-
-def slow_read(path, reject, max_bytes):
-    (marks / str(os.getpid())).touch()
-    for item in read(path, reject, max_bytes):
-        time.sleep(0.5)  # a task outlasts the wait for survivors below
-        yield item
-
-exports.read_exports = slow_read
-
-if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # as the CLI
-    exports.load_exports([Path(sys.argv[1])], workers=3)
-    sys.exit(3)  # the reading was to be killed first
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # as the CLI
+exports.load_exports([Path(sys.argv[1])], workers=3)
+sys.exit(3)  # the reading was to be killed first
 """
 
 
@@ -121,10 +129,14 @@ if __name__ == "__main__":
 def test_killing_the_parent_while_the_pool_reads_leaves_no_worker(
     many_files: Path, tmp_path: Path, sig: signal.Signals
 ) -> None:
-    script, marks = tmp_path / "slow_read.py", tmp_path / "marks"
-    script.write_text(_SLOW_READ, encoding="utf-8")
+    script, marks, site = tmp_path / "slow_read.py", tmp_path / "marks", tmp_path / "site"
+    script.write_text(_RUN, encoding="utf-8")
     marks.mkdir()
-    run = subprocess.Popen([sys.executable, str(script), str(many_files), str(marks)])
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_SLOW_READ, encoding="utf-8")
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "SLOW_READ_MARKS": str(marks)}
+    run = subprocess.Popen([sys.executable, str(script), str(many_files)], env=env)
     try:
         workers = _workers_of(run, timeout=60)
         deadline = time.monotonic() + 60
