@@ -86,7 +86,7 @@ def run_job(
         past = history_store.load_history(out)
         with RunFolder(out, run_id) as folder:
             with stage("checks"):
-                checks, docs = _checks(
+                checks, docs, docs_pages = _checks(
                     backend, local, gated, past, gx_suites.result(), folder.path, clock, config
                 )
             with stage("repair_sql"):
@@ -108,6 +108,7 @@ def run_job(
                 history_note=_history_note(past),
                 docs_index=docs,
                 timings=dict(stage.seconds),
+                docs_pages=docs_pages,
                 foreign=_foreign(local.foreign),
                 dashboard=guide_dashboard(backend.frame, totals),
             )
@@ -167,7 +168,7 @@ def _checks(
     folder: Path,
     now: datetime,
     config: Config,
-) -> tuple[tuple[CheckResult, ...], Path | None]:
+) -> tuple[tuple[CheckResult, ...], Path | None, dict[str, str]]:
     """Great Expectations suites, night-over-night regressions and the local volume."""
     outcome = suites.run_checks(
         backend.frame,
@@ -189,7 +190,7 @@ def _checks(
             config=config,
         ),
     )
-    return checks, outcome.docs_index
+    return checks, outcome.docs_index, outcome.docs_pages
 
 
 class _Background(Generic[T]):

@@ -52,6 +52,8 @@ class RunResult:
     scripts: RepairScripts
     history_note: str = ""
     docs_index: Path | None = None
+    #: Check name -> its Data Docs page, relative to ``run_dir`` (``data-docs/...#section``).
+    docs_pages: dict[str, str] = field(default_factory=dict)
     #: Seconds per stage of the run (load, validate, compare, checks, ...).
     timings: dict[str, float] = field(default_factory=dict)
     #: Records set aside because their key names another user (SPEC 1.2), one row each:

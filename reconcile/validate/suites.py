@@ -31,7 +31,7 @@ import logging
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -41,6 +41,12 @@ import pandas as pd
 from reconcile.config import Config
 from reconcile.errors import ConfigError
 from reconcile.model import KEY, CheckResult
+from reconcile.validate.data_docs import (
+    TABLE_LEVEL,
+    Page,
+    escape_stored_results,
+    make_offline,
+)
 from reconcile.validate.nights import (
     History,
     count_anomaly_bounds,
@@ -77,6 +83,10 @@ class ChecksOutcome:
 
     checks: list[CheckResult]
     docs_index: Path | None
+    #: Check name -> its suite's validation page, relative to the folder holding the Data
+    #: Docs folder (the run folder), with the ``#section`` of its column (or of the
+    #: table-level expectations). Empty without Data Docs.
+    docs_pages: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------
@@ -262,10 +272,10 @@ def run_checks(
         frame = _gx_frame(backend if side == "backend" else local, data, side, now)
         result = _validate(context, source, name, data, frame, parameters)
         results.extend(_check_results(name, data, result, bounds["history_note"]))
-    docs_index = _build_docs(context, docs_dir) if docs_dir is not None else None
+    docs_index, docs_pages = _build_docs(context, docs_dir, suites) if docs_dir else (None, {})
     failed = sum(not r.success for r in results)
     log.info("expectations: %d checks, %d failed", len(results), failed)
-    return ChecksOutcome(checks=results, docs_index=docs_index)
+    return ChecksOutcome(checks=results, docs_index=docs_index, docs_pages=docs_pages)
 
 
 def _quiet_gx() -> None:
@@ -407,14 +417,44 @@ def _validate(
     )
 
 
-def _build_docs(context: EphemeralDataContext, docs_dir: Path) -> Path | None:
+def _build_docs(
+    context: EphemeralDataContext, docs_dir: Path, suites: dict[str, dict[str, Any]]
+) -> tuple[Path | None, dict[str, str]]:
+    """GX's site, rewritten to open offline, and each check's page in it."""
+    site = Path(docs_dir).resolve()
     try:
+        escape_stored_results(context)
         context.build_data_docs(site_names=[DOCS_SITE])
+        pages = make_offline(site)
     except Exception as exc:  # Data Docs are a courtesy: never lose the night's results
         log.warning("expectations: Data Docs not built in %s: %s", docs_dir, exc)
-        return None
-    index = Path(docs_dir).resolve() / "index.html"
-    return index if index.exists() else None
+        return None, {}
+    index = site / "index.html"
+    if not index.exists():
+        return None, {}
+    return index, _docs_pages(site, pages, suites)
+
+
+def _docs_pages(
+    site: Path, pages: dict[Path, Page], suites: dict[str, dict[str, Any]]
+) -> dict[str, str]:
+    """Check name -> ``data-docs/validations/.../page.html#section-N`` (see ChecksOutcome)."""
+    validations = site / "validations"
+    by_suite = {
+        path.relative_to(validations).parts[0]: (path, page)
+        for path, page in pages.items()
+        if path.is_relative_to(validations)
+    }
+    out: dict[str, str] = {}
+    for name, data in suites.items():
+        path, page = by_suite.get(name, (site / "index.html", pages.get(site / "index.html")))
+        link = path.relative_to(site.parent).as_posix()
+        for expectation in data["expectations"]:
+            column = (expectation.get("kwargs") or {}).get("column")
+            sections = page.sections if page is not None else {}
+            anchor = sections.get(str(column) if column else TABLE_LEVEL, "")
+            out[check_name(name, expectation)] = link + anchor
+    return out
 
 
 # ---------------------------------------------------------------------------------------
