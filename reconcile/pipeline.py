@@ -107,8 +107,8 @@ def run_job(
                 scripts=scripts,
                 history_note=_history_note(past),
                 docs_index=docs,
-                timings=dict(stage.seconds),
                 docs_pages=docs_pages,
+                timings=dict(stage.seconds),
                 foreign=_foreign(local.foreign),
                 dashboard=guide_dashboard(backend.frame, totals),
             )
