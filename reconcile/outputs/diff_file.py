@@ -8,10 +8,12 @@ diff frame, so a run's diff can be worked on, or turned into its repair again, e
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from reconcile.model import DIFF_COLUMNS
 from reconcile.validate.nights import quiz_json
@@ -34,9 +36,42 @@ def _chapters(value: Any) -> tuple[str, ...] | None:
     return tuple(str(c) for c in value)
 
 
+#: Keys a row group of ``diff.parquet``: converted and written one group at a time, so
+#: writing a million keys holds one group's Arrow copy, not the whole diff's.
+ROW_GROUP: Final = 131_072
+#: Columns whose Arrow type cannot be told from a group that holds only None.
+_TYPES: Final = {
+    "user_id": pa.string(),
+    "tutorial_id": pa.string(),
+    "local_completed_chapters": pa.list_(pa.string()),
+    "backend_completed_chapters": pa.list_(pa.string()),
+}
+
+
 def write_diff(diff: pd.DataFrame, path: Path) -> None:
-    """Write the diff frame as ``diff.parquet`` (:func:`read_diff` reads it back)."""
-    diff_for_files(diff).to_parquet(path, index=False)
+    """Write the diff frame as ``diff.parquet`` (:func:`read_diff` reads it back).
+
+    One schema for every row group: the first group's, with :data:`_TYPES` fixed.
+    """
+    first = pa.Table.from_pandas(diff_for_files(diff.iloc[:ROW_GROUP]), preserve_index=False)
+    for name, kind in _TYPES.items():
+        at = first.schema.get_field_index(name)
+        column = first.column(at)
+        if column.type != kind:  # only None so far: no type to tell
+            values = (
+                column.cast(kind)
+                if column.null_count < len(column)
+                else pa.nulls(len(column), kind)
+            )
+            first = first.set_column(at, first.schema.field(at).with_type(kind), values)
+    schema = first.schema
+    with pq.ParquetWriter(path, schema) as writer:
+        writer.write_table(first, row_group_size=ROW_GROUP)
+        del first
+        for start in range(ROW_GROUP, len(diff), ROW_GROUP):
+            group = diff_for_files(diff.iloc[start : start + ROW_GROUP])
+            table = pa.Table.from_pandas(group, schema=schema, preserve_index=False)
+            writer.write_table(table, row_group_size=ROW_GROUP)
 
 
 def diff_for_files(diff: pd.DataFrame) -> pd.DataFrame:

@@ -87,3 +87,20 @@ def test_quiz_columns_are_text_even_without_a_dict(tmp_path: Path, rows: int) ->
     assert schema.field("local_quiz_scores").type == pa.large_string()
     assert schema.field("backend_quiz_scores").type == pa.large_string()
     assert len(read_diff(path)) == rows
+
+
+def test_row_groups_share_one_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first group with no chapter list still types the column as a list of text."""
+    from reconcile.outputs import diff_file
+
+    monkeypatch.setattr(diff_file, "ROW_GROUP", 2)
+    frame = _diff([None] * 5, [{"q": 1}] * 5)
+    frame["local_completed_chapters"] = pd.Series([None, None, ("c1",), (), (HOSTILE,)])
+    frame["backend_completed_chapters"] = pd.Series([None] * 4 + [("c2", "c1")])
+    path = tmp_path / "diff.parquet"
+    write_diff(frame, path)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3
+    back = read_diff(path)
+    assert back["local_completed_chapters"].tolist() == [None, None, ("c1",), (), (HOSTILE,)]
+    assert back["backend_completed_chapters"].tolist() == [None] * 4 + [("c2", "c1")]
+    assert back["user_id"].tolist() == frame["user_id"].tolist()
