@@ -556,6 +556,8 @@ def typed_columns(values: Sequence[TypedProgress]) -> list[Sequence[Any]]:
         )
     if None in quizzes:
         quizzes = tuple({} if q is None else q for q in quizzes)
+    shared: dict[Any, Any] = {}  # a few distinct chapter lists over many records: one each
+    ids = [shared.setdefault(i, i) for i in ids]
     if None in watch:
         watch = tuple(0 if w is None else w for w in watch)
     if None in certificates:

@@ -23,6 +23,7 @@ from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -479,7 +480,8 @@ class _Records:
         counts = np.asarray(self.typed_counts)
         file, line, user, exported = (np.repeat(_array(c, "object"), counts) for c in exports)
         progress = typed_columns(self.typed)
-        tutorials = [value.tutorial_id for value in self.typed]
+        shared: dict[str, str] = {}  # a few tutorials over many records: one str each
+        tutorials = [shared.setdefault(t, t) for t in map(_TUTORIAL_ID, self.typed)]
         return [user, tutorials, *progress, file, line, self.typed_keys, user, exported]  # type: ignore[list-item]
 
     def _drop(
@@ -510,6 +512,9 @@ class _Records:
             keep[self.dropped] = False
             columns = {name: array[keep] for name, array in columns.items()}
         return columns
+
+
+_TUTORIAL_ID = attrgetter("tutorial_id")
 
 
 def _place(parts: list[tuple[np.ndarray, np.ndarray]], size: int) -> np.ndarray:
