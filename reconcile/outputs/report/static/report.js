@@ -101,10 +101,15 @@
     items[picked].className = "picked";
   }
 
+  function find(id) {
+    var at = lowerBound(D.users, id);
+    return D.users[at] === id ? at : -1;
+  }
+
   function enter() {
     var needle = box.value;
-    var exact = lowerBound(D.users, needle);
-    if (D.users[exact] === needle) { open(exact); return; }
+    var exact = find(needle);
+    if (exact >= 0) { open(exact); return; }
     var items = list.children;
     if (picked >= 0 && items[picked]) { open(Number(items[picked].dataset.user)); return; }
     unknown(needle);
@@ -309,7 +314,12 @@
     worklists();
     box.disabled = false;
     box.placeholder = "user id or its beginning — press / to search";
-    document.body.dataset.ready = "1";
+    // For scripts and benchmarks: what the lookup knows of an id (null: unknown).
+    window.reconcileLookup = function (id) {
+      var u = find(String(id));
+      return u < 0 ? null : {keys: offsets[u + 1] - offsets[u], state: summaryOf(u)};
+    };
+    document.body.dataset.ready = String(Math.round(performance.now()));
   }).catch(function (error) {
     answer.textContent = "The report's data could not be read: " + error;
   });
