@@ -182,6 +182,53 @@ def apply(target: Path, database_url: str, dry_run: bool, config_path: Path | No
     click.echo(render_apply_report(report))
 
 
+@cli.command()
+@click.argument("user_id")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    help="The run folder (default: the latest run in --out).",
+)
+@click.option(
+    "--out",
+    default=Path("reports"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder holding the runs (as given to `reconcile run --out`).",
+)
+@click.option("--color/--no-color", default=None, help="Colour (default: when stdout is a TTY).")
+def user(user_id: str, run_dir: Path | None, out: Path, color: bool | None) -> None:
+    """Print USER_ID's card: each tutorial, both sides, what the repair does.
+
+    Exit code 0 when the user is in the run, 1 when the id is not in it.
+    """
+    from reconcile.errors import ConfigError
+    from reconcile.outputs.artifacts import latest_run, load_run
+    from reconcile.outputs.cards import NOT_IN_RUN, render_text, user_card
+    from reconcile.quoting import show
+
+    if run_dir is None:
+        try:
+            run_dir = latest_run(out)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"no completed run in {show(str(out))}: pass --run DIR or --out DIR"
+            ) from None
+    if not run_dir.is_dir():
+        raise ConfigError(f"no run folder at {show(str(run_dir))}: pass an existing --run DIR")
+    try:
+        run = load_run(run_dir)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{show(str(run_dir))} is not a readable run folder ({exc})") from None
+    card = user_card(run, user_id)
+    if card is None:
+        click.echo(f"reconcile: user {show(user_id)} is {NOT_IN_RUN} {run.run_id}", err=True)
+        raise SystemExit(1)  # a lookup that found nothing, like grep
+    tty = sys.stdout.isatty()
+    click.echo(render_text(card, color=tty if color is None else color), nl=False, color=color)
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds: the temporary run folder is removed
 

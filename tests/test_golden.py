@@ -23,6 +23,7 @@ import pytest
 
 from reconcile.config import Config
 from reconcile.db import libpq_url
+from reconcile.outputs.result import RunResult
 from reconcile.pipeline import run_job
 from tests import small_fixture
 
@@ -74,11 +75,12 @@ def pin_row_times(database_url: str) -> None:
         )
 
 
-def test_the_fixture_run_writes_the_golden_files(database_url: str, tmp_path: Path) -> None:
+def pinned_fixture_run(database_url: str, tmp_path: Path) -> RunResult:
+    """The small fixture run at :data:`NOW` as :data:`RUN_ID`, into ``tmp_path / "out"``."""
     small_fixture.write_backend(database_url)
     pin_row_times(database_url)
     exports = small_fixture.write_exports(tmp_path / "exports")
-    result = run_job(
+    return run_job(
         database_url=database_url,
         exports=[exports],
         out=tmp_path / "out",
@@ -86,6 +88,10 @@ def test_the_fixture_run_writes_the_golden_files(database_url: str, tmp_path: Pa
         now=NOW,
         run_id=RUN_ID,
     )
+
+
+def test_the_fixture_run_writes_the_golden_files(database_url: str, tmp_path: Path) -> None:
+    result = pinned_fixture_run(database_url, tmp_path)
     documented = Counter(c.status for c in small_fixture.CASES)
     assert {s: result.counts[s] for s in documented} == documented  # the pinned run is sound
     got = {name: normalise(name, (result.run_dir / name).read_bytes(), tmp_path) for name in FILES}

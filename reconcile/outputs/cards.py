@@ -81,14 +81,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import click
 import numpy as np
 import orjson
 import pandas as pd
 
 from reconcile.compare.merge import predict_repairs
 from reconcile.model import AT_RISK, KEY, PROGRESS_FIELDS, Action, Status
-from reconcile.quoting import printable
 from reconcile.repair.review import _review_entry
 
 #: Each status in plain words for support staff; :func:`key_words` adds the key's numbers.
@@ -538,9 +536,10 @@ def user_summary(diff: pd.DataFrame) -> pd.DataFrame:
 
     Column-wise: the state is written once per distinct combination of counts.
     """
-    users, codes = np.unique(
-        diff["user_id"].astype(str).to_numpy(dtype=object), return_inverse=True
-    )
+    codes, found = pd.factorize(diff["user_id"].astype(str))
+    order = np.argsort(np.asarray(found, dtype=object), kind="stable")
+    users = np.asarray(found, dtype=object)[order]
+    codes = np.argsort(order)[codes]  # codes in id order
     status = pd.Categorical(diff["status"].astype(str), categories=_STATUSES).codes
     width = len(_STATUSES)
     matrix = np.bincount(codes * width + status, minlength=len(users) * width).reshape(-1, width)
@@ -550,7 +549,9 @@ def user_summary(diff: pd.DataFrame) -> pd.DataFrame:
     quarantined = np.bincount(codes, weights=diff["quarantined_records"], minlength=len(users))
     needs = np.bincount(codes, weights=attention(diff).to_numpy(), minlength=len(users)) > 0
     extras = np.column_stack([claims, quarantined]).astype("int64")
-    combos, inverse = np.unique(np.hstack([matrix, extras]), axis=0, return_inverse=True)
+    full = pd.DataFrame(np.hstack([matrix, extras]))
+    inverse = full.groupby(list(full.columns), sort=False).ngroup().to_numpy()
+    combos = full.to_numpy()[np.unique(inverse, return_index=True)[1]]  # one row per group
     states = np.array(
         [_state(c[:width], int(c[width]), int(c[width + 1])) for c in combos], dtype=object
     )
@@ -564,7 +565,7 @@ def user_summary(diff: pd.DataFrame) -> pd.DataFrame:
     out["claims"] = extras[:, 0]
     out["quarantined"] = extras[:, 1]
     out["attention"] = needs
-    out["state"] = states[inverse.reshape(-1)]
+    out["state"] = states[inverse]
     return out
 
 
@@ -660,171 +661,9 @@ def user_card(run_or_frames: Any, user_id: str) -> UserCard | None:
     )
 
 
-# --- the terminal ---------------------------------------------------------------------
-
-
-def safe(value: Any) -> str:
-    """Untrusted text for a terminal: control characters (ESC, CR, LF, ...) as ``\\uXXXX``."""
-    return printable(str(value))
-
-
-_ROWS: Final[tuple[tuple[str, str], ...]] = (  # label, highlight
-    ("chapters", "chapters"),
-    ("only this side", "chapters"),
-    ("total chapters", "total_chapters"),
-    ("completion", "completion"),
-    ("quiz scores", "quiz"),
-    ("watch time", "watch"),
-    ("certificate", "certificate"),
-    ("started", "started_at"),
-    ("completed", "completed_at"),
-    ("last accessed", "last_accessed_at"),
-)
-_DASH: Final = "-"
-
-
-def _cells(t: Mapping[str, Any], side: str) -> list[str]:
-    """The card's rows for one side (``local``, ``backend`` or ``will``) as text."""
-    if side != "will" and not t[f"{side}_present"]:
-        return [_DASH] * len(_ROWS)
-    if side == "will" and t["will_chapters_completed"] is None:
-        return [_DASH] * len(_ROWS)
-    better = t["quiz_better"]
-    chapters = t[f"{side}_chapters"]
-    count = f"{_text(t[f'{side}_chapters_completed'])}/{_text(t[f'{side}_total_chapters'])}"
-    quiz = t[f"{side}_quiz"] or {}
-    only = t.get(f"{side}_only_chapters") or []
-    watch = _text(t[f"{side}_watch"])
-    if t["watch_better"] == side:
-        watch += " (more)"
-    completion = t[f"{side}_completion"]
-    return [
-        count if chapters is not None or side == "will" else f"{count} (count only, no ids)",
-        ", ".join(safe(c) for c in only) or _DASH,
-        _text(t[f"{side}_total_chapters"]),
-        _DASH if completion is None else f"{completion:.2f} %",
-        ", ".join(
-            f"{safe(q)} {s:g}" + (" (better)" if better.get(q) == side else "")
-            for q, s in quiz.items()
-        )
-        or _DASH,
-        watch,
-        {True: "yes", False: "no"}.get(t[f"{side}_certificate"], _DASH),
-        _text(t[f"{side}_started_at"]),
-        _text(t[f"{side}_completed_at"]),
-        _text(t[f"{side}_last_accessed_at"]),
-    ]
-
-
-def _text(value: Any) -> str:
-    return _DASH if value is None else safe(value)
-
-
-def _chapter_lines(t: Mapping[str, Any]) -> list[str]:
-    """The chapter ids under the table: those both sides hold, or the one side's."""
-    local, backend = t["local_chapters"], t["backend_chapters"]
-    if local is not None and backend is not None:
-        both = sorted(set(local) & set(backend))
-        return [f"  chapters on both sides: {', '.join(safe(c) for c in both) or _DASH}"]
-    if not (t["local_present"] and t["backend_present"]):
-        return []  # the one side's ids are all in "only this side"
-    for side, chapters in (("browser", local), ("server", backend)):
-        if chapters is not None:
-            return [f"  chapter ids ({side}): {', '.join(safe(c) for c in chapters) or _DASH}"]
-    return []
-
-
-def _tutorial(t: Mapping[str, Any], style: Any) -> list[str]:
-    status = t["status"] + (" (at risk)" if t["at_risk"] else "")
-    lines = [
-        style(f"{safe(t['tutorial_id'])}: {status}", bold=True, fg="red" if t["at_risk"] else None),
-        f"  {safe(t['words'])}",
-    ]
-    sides = ["local", "backend"] + (["will"] if t["will_chapters_completed"] is not None else [])
-    heads = {"local": "browser (local)", "backend": "server (backend)", "will": "after repair.sql"}
-    columns = [_cells(t, side) for side in sides]
-    widths = [
-        max(len(heads[s]), *(len(c) for c in col)) for s, col in zip(sides, columns, strict=True)
-    ]
-    label_width = max(len(label) for label, _ in _ROWS)
-    head = "  ".join(heads[s].ljust(w) for s, w in zip(sides, widths, strict=True))
-    lines.append(f"    {'':<{label_width}}  {head}".rstrip())
-    for r, (label, highlight) in enumerate(_ROWS):
-        if label == "only this side" and not (
-            t["local_only_chapters"] or t["backend_only_chapters"]
-        ):
-            continue
-        differs = bool(t.get(f"differs_{highlight}"))
-        cells = []
-        for side, col, width in zip(sides, columns, widths, strict=True):
-            cell = col[r].ljust(width)
-            ahead = (
-                side in ("local", "backend")
-                and col[r] != _DASH
-                and (
-                    (label == "only this side")
-                    or (label == "watch time" and t["watch_better"] == side)
-                    or (label == "quiz scores" and side in t["quiz_better"].values())
-                )
-            )
-            cells.append(style(cell, fg="green") if ahead else cell)
-        mark = "* " if differs else "  "
-        row = f"  {mark}{style(label.ljust(label_width), fg='yellow' if differs else None)}  "
-        lines.append((row + "  ".join(cells)).rstrip())
-    lines += _chapter_lines(t)
-    lines.append(f"  why: {safe(t['reason'])}")
-    lines.append(f"  repair: {safe(t['repair'])}")
-    lines += [f"    {safe(line)}" for line in t["review"] if line != f"reason: {t['reason']}"]
-    if t["certificate_claim"]:
-        lines.append(f"  certificate: {safe(t['claim'])}")
-    for found in t["found_in"]:
-        lines.append(
-            f"  found in the export of user {safe(found['export_user_id'])}: "
-            f"{safe(found['file'])}, line {_text(found['line'])} (key {safe(found['key'])})"
-        )
-    return lines
-
-
 def render_text(card: UserCard | None, *, color: bool, user_id: str = "") -> str:
-    """The card for a terminal; ANSI colour only when ``color``. Untrusted text is escaped.
+    """The card for a terminal (:func:`reconcile.outputs.card_text.render`): ANSI colour
+    only when ``color``; control characters in untrusted text are escaped."""
+    from reconcile.outputs.card_text import render
 
-    ``None`` (an id that is not in the run) renders as one line saying so.
-    """
-
-    def style(text: str, **how: Any) -> str:
-        how = {k: v for k, v in how.items() if v is not None}
-        return click.style(text, **how) if color and how else text
-
-    if card is None:
-        return f"user {safe(user_id)}: {NOT_IN_RUN}\n"
-    lines = [
-        style(f"user {safe(card.user_id)}", bold=True)
-        + (f"  (run {safe(card.run_id)})" if card.run_id else "")
-    ]
-    lines.append(safe(card.state))
-    marker = any(t.get(f"differs_{h}") for t in card.tutorials for _, h in _ROWS)
-    if marker:
-        lines.append("(* marks a field where browser and server differ)")
-    for t in card.tutorials:
-        lines += ["", *_tutorial(t, style)]
-    if card.quarantined:
-        lines += ["", style(f"quarantined records ({len(card.quarantined)})", bold=True)]
-        for q in card.quarantined:
-            lines.append(
-                f"  {safe(q['file'])}, line {_text(q['line'])}, "
-                f"tutorial {_text(q['tutorial_id'])}: {safe(q['reason'])}"
-            )
-    if card.held_for_others:
-        lines += [
-            "",
-            style(
-                f"records of other users in this user's export ({len(card.held_for_others)})",
-                bold=True,
-            ),
-        ]
-        for r in card.held_for_others:
-            lines.append(
-                f"  user {safe(r['user_id'])}, tutorial {safe(r['tutorial_id'])}: "
-                f"{safe(r['file'])}, line {_text(r['line'])}"
-            )
-    return "\n".join(lines) + "\n"
+    return render(card, color=color, user_id=user_id)
