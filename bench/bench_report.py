@@ -141,6 +141,8 @@ def _browser(report: Path, acting: list[str], quiet: list[str], artifacts: Path)
             page.wait_for_selector("#card .usercard h3")
             walls.append(time.perf_counter() - clock)
         out["lookup_wall_ms"] = 1000 * statistics.median(walls)
+        page.fill("#lookup", acting[-1])  # the card shown: the last user with a repair or review
+        page.press("#lookup", "Enter")
         page.locator("#card").screenshot(path=str(artifacts / "report-1m-card.png"))
         out["actionable_not_found"] = page.evaluate(COVERAGE, acting)
         out["quiet_not_found"] = page.evaluate(COVERAGE, quiet)["missing"]

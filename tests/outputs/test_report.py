@@ -8,6 +8,7 @@ module; each test opens the page once. Screenshots go to ``$RECONCILE_TEST_ARTIF
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -23,6 +24,8 @@ from psycopg import sql
 from reconcile.config import Config
 from reconcile.db import libpq_url, parse_url
 from reconcile.model import Status
+from reconcile.outputs.report.html import render_report
+from reconcile.outputs.result import RunResult
 from reconcile.pipeline import run_job
 from tests import small_fixture
 from tests.small_fixture import CASES, HOSTILE
@@ -67,15 +70,19 @@ def module_database(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def report(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     small_fixture.write_backend(module_database)
     folder = tmp_path_factory.mktemp("report")
     exports = small_fixture.write_exports(folder / "exports")
     _hostile_exports(exports)
-    result = run_job(
+    return run_job(
         database_url=module_database, exports=[exports], out=folder / "out", config=Config()
     )
-    return result.run_dir / "index.html"
+
+
+@pytest.fixture(scope="module")
+def report(run: RunResult) -> Path:
+    return run.run_dir / "index.html"
 
 
 def _hostile_exports(folder: Path) -> None:
@@ -253,3 +260,23 @@ def test_keyboard_lookup_worklists_and_screenshots(browser: Any, report: Path) -
         page.close()
     assert (ARTIFACTS / "report-headline.png").stat().st_size > 10_000
     assert (ARTIFACTS / "report-card.png").stat().st_size > 5_000
+
+
+def test_the_trend_draws_the_earlier_nights_and_this_one(run: RunResult, tmp_path: Path) -> None:
+    """The history of the output folder (two earlier nights) and this run: three points."""
+    earlier = [
+        {"run_id": "20260101T000000Z-aaaa", "migration_success_rate": 0.5, "at_risk": 9},
+        {"run_id": "20260102T000000Z-bbbb", "migration_success_rate": 0.7, "at_risk": 4},
+    ]
+    (tmp_path / "history.jsonl").write_text("".join(json.dumps(n) + "\n" for n in earlier))
+    moved = dataclasses.replace(run, run_dir=tmp_path / run.run_id)
+    html = render_report(moved)
+    rate = re.search(r'<polyline class="line-rate" points="([^"]+)"', html)
+    risk = re.search(r'<polyline class="line-risk" points="([^"]+)"', html)
+    assert rate and risk
+    heights = [float(p.split(",")[1]) for p in rate.group(1).split()]
+    assert len(heights) == 3
+    assert heights[0] > heights[1]  # 50% drawn lower than 70%
+    assert "3 nights, oldest left." in html
+    alone = render_report(dataclasses.replace(run, run_dir=tmp_path / "empty" / run.run_id))
+    assert "<polyline" not in alone and "The trend starts with the next run" not in html

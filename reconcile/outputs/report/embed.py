@@ -65,6 +65,7 @@ CARD_ROWS: Final = (
     ("completed", "completed_at", "differs_completed_at"),
     ("last accessed", "last_accessed_at", "differs_last_accessed_at"),
 )
+_TIMES: Final = ("started_at", "completed_at", "last_accessed_at")
 #: What the page's script reads: column names of ``keys.cols``.
 CARD_SPEC: Final = {
     "words": "words",
@@ -168,12 +169,19 @@ def dictionary(values: pd.Series) -> list[Any]:
 def _columns(display: dict[str, pd.Series]) -> dict[str, list[Any]]:
     """Each display column dictionary-encoded; a value equal to its row's value in an
     earlier column of the same field (server = browser, written = browser or server) is
-    stored as a reference to it: code ``-2 - k`` reads column ``refs[k]``."""
-    out = {}
+    stored as a reference to it: code ``-2 - k`` reads column ``refs[k]``.
+
+    A time column is ``["t", seconds, refs]`` instead: Unix seconds (the page writes them
+    as ISO 8601 UTC), ``None``, or the text ``"k"`` for the row of column ``refs[k]``.
+    """
+    out: dict[str, list[Any]] = {}
     for name, column in display.items():
         side, _, field = name.partition("_")
         earlier = {"backend": ["local"], "will": ["local", "backend"]}.get(side, [])
         refs = [f"{other}_{field}" for other in earlier if f"{other}_{field}" in display]
+        if field in _TIMES:
+            out[name] = ["t", _times(column, [display[r] for r in refs]), refs]
+            continue
         uniques, codes = dictionary(column)
         if refs:
             same = np.zeros(len(column), dtype=bool)
@@ -187,6 +195,25 @@ def _columns(display: dict[str, pd.Series]) -> dict[str, list[Any]]:
             codes = codes_array.tolist()
         out[name] = [uniques, codes, refs] if refs else [uniques, codes]
     return out
+
+
+def _seconds(values: pd.Series) -> pd.Series:
+    """ISO 8601 texts as whole Unix seconds (``None`` where there is none)."""
+    stamps = pd.to_datetime(values, utc=True, format="ISO8601")
+    known = stamps.notna().to_numpy()
+    seconds = stamps.to_numpy(dtype="datetime64[s]").astype("int64")
+    return pd.Series(np.where(known, seconds, None), dtype=object)
+
+
+def _times(column: pd.Series, earlier: list[pd.Series]) -> list[Any]:
+    values = column.to_numpy(dtype=object).copy()
+    known = column.notna().to_numpy()
+    taken = np.zeros(len(values), dtype=bool)
+    for k, ref in enumerate(earlier):
+        same = known & ~taken & (column.to_numpy() == ref.to_numpy())
+        values[same] = str(k)
+        taken |= same
+    return values.tolist()
 
 
 def _differs(table: pd.DataFrame) -> np.ndarray:
@@ -216,6 +243,8 @@ def _display(table: pd.DataFrame) -> dict[str, pd.Series]:
         for _, field, _ in CARD_ROWS:
             if field == "chapters":
                 column = _texts(table, side, _chapters_text)
+            elif field in _TIMES:
+                column = _seconds(table[f"{side}_{field}"])
             else:
                 column = _map(table[f"{side}_{field}"], _FORMAT.get(field, str))
             out[f"{side}_{field}"] = column.where(present, None)
@@ -259,17 +288,10 @@ def _quiz(scores: dict[str, float]) -> str:
     return ", ".join(f"{q}: {s:g}" for q, s in sorted(scores.items())) or "none"
 
 
-def _when(stamp: str) -> str:
-    return stamp.replace("T", " ").replace("Z", " UTC")
-
-
 _FORMAT: Final[dict[str, Callable[[Any], str]]] = {
     "completion": lambda v: f"{v:g}%",
     "quiz": _quiz,
     "certificate": lambda v: "yes" if v else "no",
-    "started_at": _when,
-    "completed_at": _when,
-    "last_accessed_at": _when,
 }
 
 

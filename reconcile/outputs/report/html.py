@@ -140,13 +140,13 @@ def _headline(result: RunResult) -> dict[str, Any]:
     actions = [(name, n) for name, n in result.actions.items() if n]
     rate = result.totals.migration_success_rate
     return {
-        "started": result.summary["started_at"],
-        "finished": result.summary["finished_at"],
+        "started": f"{result.started_at:%Y-%m-%d %H:%M:%S} UTC",
+        "finished": f"{result.finished_at:%H:%M:%S}",
         "took": f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s",
         "rate": f"{100 * rate:.1f}%",
         "rate_ok": rate >= 0.9,
         "checks_passed": sum(c.success for c in result.checks),
-        "actions": actions or [("nothing to repair", 0)],
+        "actions": [(name.replace("_", " "), n) for name, n in actions] or [("nothing", 0)],
         "repairs": sum(n for name, n in result.actions.items() if name in ("insert", "merge")),
     }
 

@@ -36,6 +36,13 @@
   function value(column, i) {
     // A dictionary-encoded column: [uniques, codes, refs]; code -1 is "no value", and
     // code -2 - k "the same as this row of column refs[k]" (of the same keys table).
+    // A time column: ["t", Unix seconds or null or "k" (the row of column refs[k]), refs].
+    if (column[0] === "t") {
+      var at = column[1][i];
+      if (at === null) { return null; }
+      if (typeof at === "string") { return value(D.keys.cols[column[2][Number(at)]], i); }
+      return new Date(at * 1000).toISOString().replace("T", " ").replace(".000Z", " UTC");
+    }
     var code = column[1][i];
     if (code >= 0) { return column[0][code]; }
     if (code === -1) { return null; }
