@@ -152,6 +152,14 @@ REPORT: Final = "index.html"
 PERCENT_DECIMALS: Final[int] = 2
 
 
+#: How bad a failed check or a finding is. ``critical``: data loss (at-risk keys, backend
+#: progress that went backward, rows that vanished, a count drop); ``warning``: anomalies
+#: and review items. ``reconcile run --fail-on critical`` exits 1 on critical ones only.
+CRITICAL: Final = "critical"
+WARNING: Final = "warning"
+SEVERITIES: Final[tuple[str, ...]] = (CRITICAL, WARNING)
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """One data-quality check's outcome, as it appears in ``summary.json``."""
@@ -161,6 +169,12 @@ class CheckResult:
     unexpected_count: int
     suite: str = ""
     details: str = ""
+    #: One of :data:`SEVERITIES`; what a failure of this check means.
+    severity: str = WARNING
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}, not {self.severity!r}")
 
 
 #: Progress fields compared and merged, without the key.
