@@ -83,12 +83,12 @@ def vbars(
     bars, tick_marks = [], []
     every = max(1, len(groups) // 8)
     for i, group in enumerate(groups):
-        width = max(1.0, (slot - 2) / max(1, len(group)))
+        width = min(28.0, max(1.0, (slot - 2) / max(1, len(group))))
         for j, (label, value, cls) in enumerate(group):
             h = round(room * value / highest, 1)
             bars.append(
                 {
-                    "x": round(left + i * slot + 1 + j * width, 1),
+                    "x": round(left + i * slot + (slot - width * len(group)) / 2 + j * width, 1),
                     "y": round(base - h, 1),
                     "w": round(width, 1),
                     "h": h,
