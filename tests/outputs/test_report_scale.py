@@ -60,6 +60,10 @@ def test_a_generated_run_fits_the_budget_and_its_last_user_opens(
         assert card.locator("h3").inner_text() == last
         assert card.locator("article.key").count() == int((diff["user_id"] == last).sum())
         assert "repair.sql" in card.inner_text() or "review.sql" in card.inner_text()
+        # A key with nothing to do, of a user with a card: its dates are left out, said so.
+        mixed = max(u for u, s in quiet.items() if "in_sync" in s and s & set(ACTIONABLE))
+        text = page.lookup(mixed).inner_text()
+        assert "its dates are in diff.parquet" in text and " UTC" in text
         calm = page.lookup(synced)  # a user with nothing to do is known, not unknown
         assert "in sync" in calm.locator(".verdict").inner_text()
         page.clean()
