@@ -36,6 +36,11 @@ class Config:
 
     schema: str = "public"
     table: str = "tutorial_progress"
+    #: Connecting to the backend: seconds per attempt, the read's ``statement_timeout``
+    #: (0: none), and how long a server that is down or restarting is retried (0: once).
+    connect_timeout_seconds: int = 10
+    query_timeout_seconds: int = 1800
+    retry_seconds: int = 60
     #: Upper bound for ``total_watch_time`` (seconds); larger values are anomalies.
     max_watch_time_seconds: int = 365 * 24 * 3600
     #: How far in the future a timestamp may be before it is an anomaly.
@@ -57,7 +62,13 @@ class Config:
 
 
 _SECTIONS = {
-    "backend": {"schema", "table"},
+    "backend": {
+        "schema",
+        "table",
+        "connect_timeout_seconds",
+        "query_timeout_seconds",
+        "retry_seconds",
+    },
     "validation": {"max_watch_time_seconds", "clock_skew_seconds", "expectations_dir"},
     "apply": {"lock_timeout_seconds", "statement_timeout_seconds"},
     "exports": {"max_decompressed_bytes"},

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus, unquote_plus
 
 import psycopg
+import tenacity
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from reconcile.errors import ConfigError, SourceError
+
+if TYPE_CHECKING:
+    from reconcile.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +87,104 @@ def libpq_url(url: str) -> str:
     return _render(parse_url(url))
 
 
-def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 10) -> psycopg.Connection:
-    """Open a psycopg connection, turning failures into a one-line :class:`SourceError`."""
-    parsed = parse_url(url)
-    try:
-        return psycopg.connect(
-            _render(parsed), autocommit=autocommit, connect_timeout=connect_timeout
+@dataclass(frozen=True)
+class ConnectPolicy:
+    """How long to wait for the server, and for how long to retry a transient failure.
+
+    ``statement_timeout`` (seconds, 0 for none) is the session's ``statement_timeout``;
+    ``retry_seconds`` (0 for a single attempt) bounds the whole retry window: attempts
+    stop once it has passed and the backoff never sleeps beyond it.
+    """
+
+    connect_timeout: int = 10
+    statement_timeout: int = 0
+    retry_seconds: float = 0
+
+    @classmethod
+    def of(cls, config: Config) -> ConnectPolicy:
+        """The policy of a run's ``[backend]`` settings."""
+        return cls(
+            connect_timeout=config.connect_timeout_seconds,
+            statement_timeout=config.query_timeout_seconds,
+            retry_seconds=config.retry_seconds,
         )
+
+
+#: SQLSTATEs of a server that is starting, stopping or restarting, or of a lost connection.
+TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "08000", "08001", "08003", "08006"})
+# libpq gives no SQLSTATE for a failed connection: a server's refusal is recognised by its
+# (English) message; a failure without any server message (refused, no socket, timeout,
+# host name not resolved) is a network failure and is retried too.
+_SERVER_SAYS = re.compile(r"\b(?:FATAL|ERROR|PANIC):")
+_TRANSIENT_TEXT = re.compile(
+    r"the database system is (?:starting up|shutting down|in recovery mode|not yet accepting"
+    r"|not accepting)|terminating connection due to administrator command|too many clients",
+    re.IGNORECASE,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure to connect is worth another attempt (a server down or restarting)."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    if exc.sqlstate is not None:
+        return exc.sqlstate in TRANSIENT_SQLSTATES
+    text = str(exc)
+    return bool(_TRANSIENT_TEXT.search(text)) or not _SERVER_SAYS.search(text)
+
+
+def connect(
+    url: str, *, autocommit: bool = False, policy: ConnectPolicy | None = None
+) -> psycopg.Connection:
+    """Open a psycopg connection, turning failures into a one-line :class:`SourceError`.
+
+    A transient failure (:func:`is_transient`) is retried with exponential backoff
+    (0.5 s doubling up to 8 s) for ``policy.retry_seconds``; the error then says how long
+    it tried and how many attempts it made.
+    """
+    policy = policy or ConnectPolicy()
+    parsed = parse_url(url)
+    conninfo = _render(parsed)
+    options: dict[str, object] = {"connect_timeout": policy.connect_timeout}
+    if policy.statement_timeout:
+        given = str(conninfo_to_dict(conninfo).get("options") or "")
+        setting = f"-c statement_timeout={policy.statement_timeout * 1000}"
+        options["options"] = f"{given} {setting}".strip()
+    secrets = _secrets(parsed)
+
+    def warn(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "database not reachable (attempt %d: %s); retrying in %.1f s",
+            state.attempt_number,
+            _scrub(_first_line(error), secrets) if error else "?",
+            state.upcoming_sleep,
+        )
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=8),
+        stop=tenacity.stop_before_delay(policy.retry_seconds),
+        before_sleep=warn,
+        reraise=True,
+    )
+    begin = time.monotonic()
+    try:
+        return retrying(psycopg.connect, conninfo, autocommit=autocommit, **options)
     except psycopg.Error as exc:
-        message = _scrub(_first_line(exc), _secrets(parsed))
-        raise SourceError(f"cannot connect to {redact(url)}: {message}") from None
+        message = _scrub(_first_line(exc), secrets)
+        attempts = retrying.statistics.get("attempt_number", 1)
+        tried = ""
+        if attempts > 1:
+            tried = f" (tried for {time.monotonic() - begin:.0f} s, {attempts} attempts)"
+        raise SourceError(f"cannot connect to {redact(url)}{tried}: {message}") from None
 
 
 def _render(parsed: URL) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

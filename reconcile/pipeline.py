@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from reconcile.compare.status import user_totals
 from reconcile.config import Config
-from reconcile.db import parse_url, redact
+from reconcile.db import ConnectPolicy, parse_url, redact
 from reconcile.errors import ConfigError
 from reconcile.model import QUARANTINE_COLUMNS, QUARANTINE_NAMES, CheckResult
 from reconcile.outputs import history_store
@@ -79,7 +79,9 @@ def run_job(
     with run_lock(out), gx_suites.first_error():
         run_id = run_id or new_run_id(started)
         with stage("load_backend"):
-            backend = load_backend(database_url, config.schema, config.table)
+            backend = load_backend(
+                database_url, config.schema, config.table, policy=ConnectPolicy.of(config)
+            )
         with stage("load_exports"):
             local = load_exports(files, max_decompressed_bytes=config.max_decompressed_bytes)
         with stage("validate_and_compare"):

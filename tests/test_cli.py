@@ -85,7 +85,15 @@ def _run_args(tmp_path: Path, url: str) -> list[str]:
     exports = tmp_path / "exports"
     if not exports.exists():
         small_fixture.write_exports(exports)
-    return ["run", "--database-url", url, "--exports", str(exports), "--out", str(tmp_path / "o")]
+    out = ["--exports", str(exports), "--out", str(tmp_path / "o"), *_no_retry(tmp_path)]
+    return ["run", "--database-url", url, *out]
+
+
+def _no_retry(tmp_path: Path) -> list[str]:
+    """A config that gives an unreachable database one attempt (the default retries 60 s)."""
+    config = tmp_path / "no-retry.toml"
+    config.write_text("[backend]\nretry_seconds = 0\n", encoding="utf-8")
+    return ["--config", str(config)]
 
 
 def _last_line(err: str) -> str:
@@ -111,7 +119,7 @@ def test_debug_changes_no_exit_code(
     run = _run_args(tmp_path, "postgresql://unused@h/db")[:1] + args
     if "--exports" not in args:
         run += ["--exports", str(tmp_path / "exports")]
-    run += ["--out", str(tmp_path / "o")]
+    run += ["--out", str(tmp_path / "o"), *_no_retry(tmp_path)]
     assert main(run) == code
     plain = capsys.readouterr().err
     assert plain.count("\n") == 1 and message in plain and "Traceback" not in plain

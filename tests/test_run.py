@@ -133,8 +133,12 @@ def test_exit_code_2_for_usage_errors(tmp_path: Path) -> None:
 
 def test_exit_code_3_for_an_unreachable_database(tmp_path: Path) -> None:
     exports = small_fixture.write_exports(tmp_path / "exports")
+    once = tmp_path / "once.toml"  # one attempt: the default retries for 60 s
+    once.write_text("[backend]\nretry_seconds = 0\n", encoding="utf-8")
     done = cli(
         "run",
+        "--config",
+        str(once),
         "--database-url",
         "postgresql://who:secret-pw@127.0.0.1:1/nodb",
         "--exports",

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from reconcile.db import connect, redact
+from reconcile.db import ConnectPolicy, connect, redact
 from reconcile.errors import SourceError
 from reconcile.model import BACKEND_EXTRA_COLUMNS, BACKUP_PREFIX, PROGRESS_COLUMNS
 from reconcile.quoting import qualified_table
@@ -120,12 +120,14 @@ def create_table(conn: psycopg.Connection, schema: str, table: str) -> None:
     conn.execute(sql.SQL(SPEC_DDL).format(table=qualified_table(schema, table)))
 
 
-def load_backend(url: str, schema: str, table: str) -> BackendLoad:
-    """Read every row of ``schema.table`` in one read-only snapshot."""
+def load_backend(
+    url: str, schema: str, table: str, *, policy: ConnectPolicy | None = None
+) -> BackendLoad:
+    """Read every row of ``schema.table`` in one read-only snapshot (``policy``: timeouts)."""
     name = f"{schema}.{table}"
     query = sql.SQL(_SELECT).format(table=qualified_table(schema, table))
     copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)").format(query)
-    with connect(url) as conn:
+    with connect(url, policy=policy) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         csv = pa.BufferOutputStream()  # the COPY stream lands in Arrow memory, once
