@@ -115,6 +115,7 @@
 
   function enter() {
     var needle = box.value;
+    if (!needle) { return; }
     var exact = find(needle);
     if (exact >= 0) { open(exact); return; }
     var items = list.children;
