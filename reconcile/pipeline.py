@@ -82,15 +82,18 @@ def run_job(
             backend = load_backend(
                 database_url, config.schema, config.table, policy=ConnectPolicy.of(config)
             )
+            stage.note(rows=len(backend.frame))
         with stage("load_exports"):
             local = load_exports(files, max_decompressed_bytes=config.max_decompressed_bytes)
+            stage.note(files=local.stats.files, rows=local.stats.progress_records)
         with stage("validate_and_compare"):
             gated, diff = _validate_and_compare(backend, local, execution, now=clock, config=config)
+            stage.note(rows=len(diff))
         past = history_store.load_history(out)
         with RunFolder(out, run_id) as folder:
             with stage("checks"):
                 checks, docs, docs_pages = _checks(
-                    backend, local, gated, past, gx_suites.result(), folder.path, clock, config
+                    backend, local, gated, past, gx_suites.result(), folder, clock, config
                 )
             with stage("repair_sql"):
                 scripts = build_repair_scripts(
@@ -114,9 +117,11 @@ def run_job(
                 timings=dict(stage.seconds),
                 foreign=_foreign(local.foreign),
                 dashboard=guide_dashboard(backend.frame, totals),
+                fail_on=config.fail_on,
             )
             with stage("write"):
                 folder.write(result)
+        suites.commit_night(out, run_id)
         history_store.record_night(
             out,
             run_id,
@@ -168,7 +173,7 @@ def _checks(
     gated: _Gated,
     past: nights.History,
     gx_suites: dict[str, Any],
-    folder: Path,
+    folder: RunFolder,
     now: datetime,
     config: Config,
 ) -> tuple[tuple[CheckResult, ...], Path | None, dict[str, str]]:
@@ -179,8 +184,10 @@ def _checks(
         config=config,
         history=past,
         now=now,
-        docs_dir=folder / "data-docs",
+        docs_dir=folder.path / "data-docs",
         suites=gx_suites,
+        project=folder.final.parent,
+        run_id=folder.final.name,
     )
     checks = (
         *outcome.checks,
@@ -236,20 +243,37 @@ class _Background(Generic[T]):
 
 
 class _Stages:
-    """Times each stage of a run, for the log (``-v``) and ``summary.json``."""
+    """Times each stage of a run, for the log (``-v``) and ``summary.json``.
+
+    One log line per stage, with its seconds and what it counted (:meth:`note`: ``rows``,
+    ``files``), also as fields of a JSON log line (``--log-format json``).
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    def note(self, **counts: int) -> None:
+        """Counts of the current stage, for its log line."""
+        self._counts.update(counts)
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         begin = time.perf_counter()
+        self._counts = {}
         yield
         # Arrow's allocator keeps what a stage freed (the backend's COPY text, a Parquet
         # table): about 0.5 GiB after loading a million rows, unless handed back here.
         pa.default_memory_pool().release_unused()
         self.seconds[name] = round(time.perf_counter() - begin, 3)
-        log.info("%s took %.2f s", name, self.seconds[name])
+        counted = "".join(f", {n:,} {what}" for what, n in self._counts.items())
+        log.info(
+            "stage %s took %.2f s%s",
+            name,
+            self.seconds[name],
+            counted,
+            extra={"stage": name, "seconds": self.seconds[name], **self._counts},
+        )
 
 
 def _source_info(

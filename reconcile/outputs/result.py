@@ -11,7 +11,8 @@ import pandas as pd
 
 from reconcile.compare.status import UserTotals, status_counts
 from reconcile.errors import ExitCode
-from reconcile.model import ACTIONABLE, FOREIGN_RUN_COLUMNS, CheckResult, Status
+from reconcile.model import FOREIGN_RUN_COLUMNS, CheckResult, Status
+from reconcile.outputs import exit_policy
 from reconcile.repair.scripts import RepairScripts
 
 
@@ -61,11 +62,17 @@ class RunResult:
     foreign: pd.DataFrame = field(default_factory=lambda: foreign_frame([]))
     #: The migration guide's dashboard (:func:`reconcile.outputs.dashboard.guide_dashboard`).
     dashboard: dict[str, Any] = field(default_factory=dict)
+    #: What makes the run exit 1 (:mod:`reconcile.outputs.exit_policy`; ``--fail-on``).
+    fail_on: str = exit_policy.DEFAULT
     #: Keys per status (every status, in precedence order), then ``backend_rows``,
     #: ``local_records``, ``quarantined`` and ``users_with_local_data``.
     counts: dict[str, int] = field(init=False, repr=False, compare=False)
-    #: 1 when any key needs a repair or a review, or any check failed; else 0.
+    #: 1 when a rule of ``fail_on`` holds (by default: any key needs a repair or a
+    #: review, or any check failed); else 0.
     exit_code: ExitCode = field(init=False, repr=False, compare=False)
+    #: ``summary.json``'s ``exit_policy``: ``fail_on``, the ``rule`` that made it exit 1
+    #: (or ``None``), its ``value`` and the ``findings`` per severity.
+    exit_policy: dict[str, Any] = field(init=False, repr=False, compare=False)
     #: The content of ``summary.json`` (SPEC 4).
     summary: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -77,11 +84,16 @@ class RunResult:
             quarantined=len(self.quarantine),
             users_with_local_data=self.totals.users_with_local_data,
         )
-        actionable = any(counts[s.value] for s in ACTIONABLE)
-        exit_code = ExitCode.ACTIONABLE if actionable or self.failed_checks else ExitCode.OK
+        policy = exit_policy.parse_policy(self.fail_on)
+        figures = exit_policy.figures(
+            counts, self.checks, self.actions.get("certificate_review", 0)
+        )
+        block = exit_policy.summary_block(policy, figures)
+        exit_code = ExitCode.OK if block["rule"] is None else ExitCode.ACTIONABLE
         # A frozen dataclass sets its own derived fields through object.__setattr__.
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "exit_code", exit_code)
+        object.__setattr__(self, "exit_policy", block)
         object.__setattr__(self, "summary", self._summary())
 
     @property
@@ -104,12 +116,14 @@ class RunResult:
             "at_risk": self.totals.at_risk,
             "actions": dict(self.actions),
             "exit_code": int(self.exit_code),
+            "exit_policy": dict(self.exit_policy),
             "checks": [
                 {
                     "name": c.name,
                     "success": c.success,
                     "unexpected_count": c.unexpected_count,
                     "suite": c.suite,
+                    "severity": c.severity,
                     "details": c.details,
                 }
                 for c in self.checks

@@ -18,7 +18,7 @@ rewrites every page of a built site in place:
 
 GX 1.x does not escape the unexpected values it lists (nor the ids beside them): a
 ``<script>`` id in a failing row would land in the page as markup.
-:func:`escape_stored_results` escapes them in the context's stored results before the site
+:func:`escape_results` escapes them in the context's stored results before the site
 is built, so they display as text (the CheckResults keep the raw values).
 
 Charts of distribution expectations (Vega, drawn by script) are not drawn: their
@@ -42,6 +42,10 @@ CSP: Final = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
     "base-uri 'none'; form-action 'none'"
 )
+#: Set in a stored validation result's ``meta`` once its data values are HTML-escaped.
+ESCAPED: Final = "reconcile_html_escaped"
+#: The first thing in the ``<head>`` of a page :func:`offline_page` wrote.
+_MARK: Final = '<meta charset="utf-8"><meta http-equiv="Content-Security-Policy"'
 #: The nav label GX gives the section of expectations on no single column.
 TABLE_LEVEL: Final = "Table-Level Expectations"
 
@@ -138,15 +142,44 @@ class Page:
     sections: dict[str, str] = field(default_factory=dict)
 
 
-def make_offline(site: Path) -> dict[Path, Page]:
-    """Rewrite every page under ``site`` in place (see the module); ``{page path: Page}``."""
+def make_offline(site: Path, *, skip_offline: bool = False) -> dict[Path, Page]:
+    """Rewrite every page under ``site`` in place (see the module); ``{page path: Page}``.
+
+    Rewriting a page twice gives the same page; with ``skip_offline`` pages that already
+    are offline (:func:`is_offline`) are left alone and not returned (a site that grows
+    every night is not rewritten whole every night).
+    """
     pages: dict[Path, Page] = {}
     for path in sorted(Path(site).rglob("*.html")):
+        if skip_offline and is_offline(path):
+            continue
         page = offline_page(path.read_text(encoding="utf-8"))
         path.write_text(page.html, encoding="utf-8")
         pages[path] = page
     shutil.rmtree(Path(site) / "static", ignore_errors=True)
     return pages
+
+
+def is_offline(path: Path) -> bool:
+    """Whether the page at ``path`` exists and was written by :func:`offline_page`."""
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            head = handle.read(1024)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return _MARK in head
+
+
+def add_link(page: Path, href: str, text: str) -> None:
+    """Put a link at the top of an offline page's body (once: a second call replaces it)."""
+    markup = page.read_text(encoding="utf-8")
+    markup = re.sub(r'<p class="reconcile-link">.*?</p>', "", markup, flags=re.S)
+    link = (
+        f'<p class="reconcile-link"><a href="{html.escape(href, quote=True)}">'
+        f"{html.escape(text)}</a></p>"
+    )
+    markup = re.sub(r"(<body\b[^>]*>)", lambda m: m[1] + link, markup, count=1)
+    page.write_text(markup, encoding="utf-8")
 
 
 def offline_page(text: str) -> Page:
@@ -157,15 +190,19 @@ def offline_page(text: str) -> Page:
     return Page("".join(rewriter.out), rewriter.sections)
 
 
-def escape_stored_results(context: Any) -> None:
-    """HTML-escape the data values of every validation result ``context`` stores.
+def escape_results(context: Any, keys: Iterable[Any]) -> None:
+    """HTML-escape the data values of the validation results ``context`` stores at ``keys``.
 
     GX writes them into table cells as raw HTML (``Expectation.
-    _diagnostic_unexpected_table_renderer``, ``_get_observed_value_from_evr``).
+    _diagnostic_unexpected_table_renderer``, ``_get_observed_value_from_evr``). A result
+    escaped once is marked in its ``meta`` and never escaped again.
     """
     store = context.validation_results_store
-    for key in store.list_keys():
+    for key in keys:
         result = store.get(key)
+        if result.meta.get(ESCAPED):
+            continue
+        result.meta[ESCAPED] = True
         for item in result.results:
             values = item.result or {}
             for name in _DATA_VALUES:
@@ -285,9 +322,10 @@ class _Rewriter(HTMLParser):
             self.out.append(f'<span class="ge-logo-text">{html.escape(alt)}</span>')
             return
         if tag == "meta" and (
-            "charset" in values or (values.get("http-equiv") or "").lower() == "refresh"
+            "charset" in values
+            or (values.get("http-equiv") or "").lower() in ("refresh", "content-security-policy")
         ):
-            return  # ours comes first in <head>; a refresh would navigate
+            return  # ours come first in <head>; a refresh would navigate
         kept = [(k, v) for k, v in attrs if self._keep(tag, k, v)]
         if kept == attrs:
             self.out.append(self.get_starttag_text() or "")

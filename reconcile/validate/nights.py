@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconcile.model import KEY, CheckResult
+from reconcile.model import CRITICAL, KEY, CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +214,8 @@ def regression_checks(history: History, backend: pd.DataFrame) -> list[CheckResu
     if history.snapshot is None:
         note = f"{NO_HISTORY}: no good night to compare with"
         return [
-            CheckResult(REGRESSION_CHECK, True, 0, HISTORY_SUITE, note),
-            CheckResult(VANISHED_CHECK, True, 0, HISTORY_SUITE, note),
+            CheckResult(REGRESSION_CHECK, True, 0, HISTORY_SUITE, note, CRITICAL),
+            CheckResult(VANISHED_CHECK, True, 0, HISTORY_SUITE, note, CRITICAL),
         ]
     since = f"since good night {history.snapshot_run_id or '(unknown run)'}"
     joined = history.snapshot.merge(
@@ -299,13 +299,13 @@ def _short(items: list[str], limit: int = 5) -> str:
 
 def _keys_result(name: str, keys: list[tuple[tuple[str, str], str]], what: str) -> CheckResult:
     if not keys:
-        return CheckResult(name, True, 0, HISTORY_SUITE, f"no key {what}")
+        return CheckResult(name, True, 0, HISTORY_SUITE, f"no key {what}", CRITICAL)
     listed = "; ".join(
         f"({u!r}, {t!r})" + (f": {why}" if why else "") for (u, t), why in keys[:MAX_LISTED_KEYS]
     )
     more = f"; ... and {len(keys) - MAX_LISTED_KEYS} more" if len(keys) > MAX_LISTED_KEYS else ""
     return CheckResult(
-        name, False, len(keys), HISTORY_SUITE, f"{len(keys)} keys {what}: {listed}{more}"
+        name, False, len(keys), HISTORY_SUITE, f"{len(keys)} keys {what}: {listed}{more}", CRITICAL
     )
 
 

@@ -19,19 +19,32 @@ Each expectation becomes one :class:`~reconcile.model.CheckResult` named
 ``<suite>.<expectation type>[.<column(s)>]``, or its ``meta.name`` when set. The history
 checks (:func:`reconcile.validate.nights.regression_checks`) are separate: the pipeline adds them.
 
-GX is imported on first use (about 2-6 s), so commands that never check stay quick. Each
-run gets a fresh ephemeral context: creating one takes about 10 ms, and a cached one would
-carry the previous run's validation results into this run's Data Docs.
+Severity: an expectation's GX ``severity`` (``critical`` or ``warning``), else its
+``meta.severity``, else ``warning`` (GX's own default is ``critical``; ours is the milder).
+
+GX is imported on first use (about 2-6 s), so commands that never check stay quick.
+
+The nightly run keeps a file-backed GX project in the output folder (``<out>/gx/``, see
+:data:`GX_DIR`): the suites (copied from ``expectations/`` every night, the JSON files stay
+the source), one Checkpoint per frame (:data:`CHECKPOINTS`: GX hands one dataframe to every
+validation definition of a Checkpoint) run under the run id, the validation results of every
+night, and one Data Docs site that accumulates them (``gx/uncommitted/data_docs/local_site/``),
+rewritten to open offline after each build. The run folder keeps its own copy of the night's
+pages (``<run>/data-docs/``), so it stays readable alone. Without a project folder (tests,
+one-off calls) the context is ephemeral and only the run's copy is built.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import math
+import os
 import re
+import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -40,11 +53,13 @@ import pandas as pd
 
 from reconcile.config import Config
 from reconcile.errors import ConfigError
-from reconcile.model import KEY, CheckResult
+from reconcile.model import KEY, SEVERITIES, WARNING, CheckResult
 from reconcile.validate.data_docs import (
     TABLE_LEVEL,
     Page,
-    escape_stored_results,
+    add_link,
+    escape_results,
+    is_offline,
     make_offline,
 )
 from reconcile.validate.nights import (
@@ -55,8 +70,7 @@ from reconcile.validate.nights import (
 )
 
 if TYPE_CHECKING:
-    from great_expectations.core import ExpectationSuiteValidationResult
-    from great_expectations.data_context import EphemeralDataContext
+    from great_expectations.data_context import AbstractDataContext
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +83,31 @@ DERIVED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
 }
 #: ``$PARAMETER`` names filled at run time.
 PARAMETERS: Final[frozenset[str]] = frozenset({"max_watch_time_seconds", *parameter_names()})
-DOCS_SITE: Final = "reconcile"
+#: The file-backed GX project, inside the output folder.
+GX_DIR: Final = "gx"
+#: The accumulated Data Docs site of the project (GX's default site of a file context).
+SITE: Final = "local_site"
+SITE_DIR: Final = Path("uncommitted", "data_docs", SITE)
+#: One Checkpoint per frame, over every suite of that frame.
+CHECKPOINTS: Final[dict[str, str]] = {"backend": "reconcile_backend", "local": "reconcile_local"}
+#: The data source and batch definition the Checkpoints' validation definitions read.
+DATA_SOURCE: Final = "reconcile"
+BATCH: Final = "night"
+#: ``<gx>/uncommitted/<PENDING>/<run id>``: a night whose run folder is not written yet.
+PENDING: Final = "reconcile-pending"
+UNREADABLE: Final = "reconcile-unreadable"
 #: Failing rows quoted in a check's details (GX counts all of them).
 EXAMPLES: Final = 5
 
 _COLUMN_KWARGS: Final = ("column", "column_A", "column_B", "column_list")
 _GX_LOGGER: Final = "great_expectations"
+#: The project's folders of JSON files, each file read back by GX.
+_STORES: Final = (
+    "expectations",
+    "validation_definitions",
+    "checkpoints",
+    "uncommitted/validations",
+)
 
 
 @dataclass(frozen=True)
@@ -82,11 +115,14 @@ class ChecksOutcome:
     """The checks of one run, in suite order, and where their Data Docs were built."""
 
     checks: list[CheckResult]
+    #: This run's own Data Docs (``<docs_dir>/index.html``), None without them.
     docs_index: Path | None
     #: Check name -> its suite's validation page, relative to the folder holding the Data
     #: Docs folder (the run folder), with the ``#section`` of its column (or of the
     #: table-level expectations). Empty without Data Docs.
     docs_pages: dict[str, str] = field(default_factory=dict)
+    #: The index of the site accumulating every night (file-backed project only).
+    site_index: Path | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -132,6 +168,7 @@ def _load_suite(path: Path) -> dict[str, Any]:
     for number, expectation in enumerate(data["expectations"], 1):
         where = f"expectations: {path}: expectation #{number}"
         _check_expectation(where, expectation)
+        expectation["severity"] = _severity(where, expectation)
         check = check_name(name, expectation)
         if check in seen:
             raise ConfigError(
@@ -176,6 +213,16 @@ def _check_expectation(where: str, expectation: Any) -> None:
             f"{where} ({kind}): unknown $PARAMETER {', '.join(unknown)} "
             f"(known: {', '.join(sorted(PARAMETERS))})"
         )
+
+
+def _severity(where: str, expectation: dict[str, Any]) -> str:
+    """``severity``, else ``meta.severity``, else warning; one of :data:`SEVERITIES`."""
+    meta = expectation.get("meta") or {}
+    value = expectation.get("severity", meta.get("severity") if isinstance(meta, dict) else None)
+    value = WARNING if value is None else value
+    if value not in SEVERITIES:
+        raise ConfigError(f"{where}: severity {value!r} is not one of {', '.join(SEVERITIES)}")
+    return str(value)
 
 
 def _first_error(exc: Exception) -> str:
@@ -249,33 +296,107 @@ def run_checks(
     now: datetime,
     docs_dir: Path | None,
     suites: dict[str, dict[str, Any]] | None = None,
+    project: Path | None = None,
+    run_id: str | None = None,
 ) -> ChecksOutcome:
     """Validate ``backend`` and the valid ``local`` records against every suite.
 
     ``suites`` are :func:`load_suites`' result (the run loads them once, before it reads
     anything, to fail fast); without them they are read from ``config.expectations_dir``.
-    Count bounds come from ``history``; with ``docs_dir``, Data Docs are built there.
-    A check GX cannot run (e.g. a column no frame has) is a failed check, not an error.
+    Count bounds come from ``history``; with ``docs_dir``, this run's Data Docs are built
+    there. With ``project`` (the output folder) the Checkpoints of ``<project>/gx/`` run
+    under ``run_id``, store their results and update the accumulated site; call
+    :func:`commit_night` once the run folder is written (the next run removes a night that
+    was never committed). A check GX cannot run (e.g. a column no frame has) is a failed
+    check, not an error.
     """
     if suites is None:
         suites = load_suites(config.expectations_dir)
     bounds = count_anomaly_bounds(history)
-    parameters = {
+    run_name = run_id or f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    root = Path(project).absolute() / GX_DIR if project is not None else None
+    if root is not None:
+        _recover(root)
+        context: AbstractDataContext = _file_context(root.parent)
+        (root / "uncommitted" / PENDING).mkdir(parents=True, exist_ok=True)
+        (root / "uncommitted" / PENDING / run_name).touch()
+    else:
+        context = _ephemeral_context()
+    by_suite: dict[str, Any] = {}
+    identifier = _run_identifier(run_name, now)
+    for side, (checkpoint, ids) in prepare_checkpoints(context, suites).items():
+        frame = _gx_frame(backend if side == "backend" else local, suites, side, now)
+        run = checkpoint.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=_parameters_of(config, bounds),
+            run_id=identifier,
+        )
+        for key, result in run.run_results.items():
+            name = key.expectation_suite_identifier.name
+            by_suite[name] = (ids[name], result, key)
+    results: list[CheckResult] = []
+    for name, data in suites.items():
+        ids, result, _ = by_suite[name]
+        results.extend(_check_results(name, data, (ids, result), bounds["history_note"]))
+    keys = [key for _, _, key in by_suite.values()]
+    site_index = _refresh_site(context, root, suites) if root is not None else None
+    docs_index, docs_pages = (
+        _run_docs(context, Path(docs_dir), suites, run_name, keys) if docs_dir else (None, {})
+    )
+    if docs_index is not None and site_index is not None:
+        add_link(
+            docs_index,
+            Path(os.path.relpath(site_index, docs_index.parent)).as_posix(),
+            "Every night of this output folder: the accumulated Data Docs",
+        )
+    failed = sum(not r.success for r in results)
+    log.info("expectations: %d checks, %d failed", len(results), failed)
+    return ChecksOutcome(
+        checks=results, docs_index=docs_index, docs_pages=docs_pages, site_index=site_index
+    )
+
+
+def commit_night(project: Path, run_id: str) -> None:
+    """The night's run folder is written: its results in ``<project>/gx/`` are kept."""
+    (Path(project) / GX_DIR / "uncommitted" / PENDING / run_id).unlink(missing_ok=True)
+
+
+def checkpoint_inputs(
+    project: Path,
+    side: str,
+    frame: pd.DataFrame,
+    *,
+    config: Config | None = None,
+    now: datetime | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """What the Checkpoint of ``side`` ("backend" or "local") takes, as the nightly run does.
+
+    ``frame`` is a progress frame (e.g. :func:`reconcile.sources.backend.load_backend`'s);
+    returned are the dataframe batch parameter (the columns the suites read, derived ones
+    added) and the expectation parameters (the watch-time cap and the count bounds learned
+    from ``<project>/history.jsonl``). For analysts running the Checkpoint themselves.
+    """
+    from reconcile.outputs.history_store import load_history
+
+    if side not in FRAMES:
+        raise ConfigError(f"checkpoint: side must be one of {', '.join(FRAMES)}, not {side!r}")
+    config = config or Config()
+    suites = load_suites(config.expectations_dir)
+    bounds = count_anomaly_bounds(load_history(Path(project)))
+    return _gx_frame(frame, suites, side, now or datetime.now(UTC)), _parameters_of(config, bounds)
+
+
+def _parameters_of(config: Config, bounds: dict[str, Any]) -> dict[str, Any]:
+    return {
         "max_watch_time_seconds": config.max_watch_time_seconds,
         **{k: v for k, v in bounds.items() if k in PARAMETERS},
     }
-    context = _context(docs_dir)
-    source = context.data_sources.add_pandas("reconcile")
-    results: list[CheckResult] = []
-    for name, data in suites.items():
-        side = "backend" if name.startswith("backend") else "local"
-        frame = _gx_frame(backend if side == "backend" else local, data, side, now)
-        result = _validate(context, source, name, data, frame, parameters)
-        results.extend(_check_results(name, data, result, bounds["history_note"]))
-    docs_index, docs_pages = _build_docs(context, docs_dir, suites) if docs_dir else (None, {})
-    failed = sum(not r.success for r in results)
-    log.info("expectations: %d checks, %d failed", len(results), failed)
-    return ChecksOutcome(checks=results, docs_index=docs_index, docs_pages=docs_pages)
+
+
+def _run_identifier(run_name: str, now: datetime) -> Any:
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    return RunIdentifier(run_name=run_name, run_time=now.astimezone(UTC))
 
 
 def _quiet_gx() -> None:
@@ -285,8 +406,8 @@ def _quiet_gx() -> None:
         logger.setLevel(logging.WARNING)
 
 
-def _context(docs_dir: Path | None) -> EphemeralDataContext:
-    """A fresh in-memory context (about 10 ms): no state leaks from one run to the next."""
+def _ephemeral_context() -> AbstractDataContext:
+    """A fresh in-memory context (about 10 ms): no state leaks from one call to the next."""
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
@@ -295,23 +416,81 @@ def _context(docs_dir: Path | None) -> EphemeralDataContext:
         ProgressBarsConfig,
     )
 
-    sites = {}
-    if docs_dir is not None:
-        sites[DOCS_SITE] = {
-            "class_name": "SiteBuilder",
-            "store_backend": {
-                "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(Path(docs_dir).resolve()),
-            },
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        }
     project = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-        data_docs_sites=sites,
         progress_bars=ProgressBarsConfig(globally=False),
         analytics_enabled=False,
     )
     return gx.get_context(mode="ephemeral", project_config=project)
+
+
+def _file_context(project: Path) -> AbstractDataContext:
+    """``<project>/gx/``, created on first use with progress bars and analytics off."""
+    _quiet_gx()
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    created = not (project / GX_DIR / "great_expectations.yml").is_file()
+    context = gx.get_context(mode="file", project_root_dir=str(project))
+    if created:
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        context.variables.analytics_enabled = False
+        context.variables.save()
+    return context
+
+
+def prepare_checkpoints(
+    context: AbstractDataContext, suites: dict[str, dict[str, Any]]
+) -> dict[str, tuple[Any, dict[str, list[str]]]]:
+    """Add or update the suites, their validation definitions and one Checkpoint per frame.
+
+    ``{frame: (checkpoint, {suite: its expectation ids in file order})}``. The JSON suites
+    are the source: the context's copies are replaced by them on every run.
+    """
+    import great_expectations as gx
+
+    source: Any
+    try:
+        source = context.data_sources.get(DATA_SOURCE)
+    except KeyError:
+        source = context.data_sources.add_pandas(DATA_SOURCE)
+    out: dict[str, tuple[Any, dict[str, list[str]]]] = {}
+    for side in FRAMES:
+        names = [name for name in suites if name.startswith(side)]
+        if not names:
+            continue
+        try:
+            asset = source.get_asset(side)
+        except LookupError:
+            asset = source.add_dataframe_asset(side)
+        try:
+            batch = asset.get_batch_definition(BATCH)
+        except KeyError:
+            batch = asset.add_batch_definition_whole_dataframe(BATCH)
+        ids: dict[str, list[str]] = {}
+        definitions = []
+        for name in names:
+            suite = context.suites.add_or_update(gx.ExpectationSuite(**suites[name]))
+            ids[name] = [str(e.id) for e in suite.expectations]
+            definitions.append(
+                context.validation_definitions.add_or_update(
+                    gx.ValidationDefinition(data=batch, suite=suite, name=name)
+                )
+            )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=CHECKPOINTS[side],
+                validation_definitions=definitions,
+                actions=[],
+                result_format={
+                    "result_format": "SUMMARY",
+                    "unexpected_index_column_names": list(KEY),
+                    "partial_unexpected_count": EXAMPLES,
+                },
+            )
+        )
+        out[side] = (checkpoint, ids)
+    return out
 
 
 def _referenced_columns(data: dict[str, Any], available: set[str]) -> set[str]:
@@ -338,14 +517,18 @@ def _condition_columns(condition: Any) -> set[str]:
     return found | {c for value in condition.values() for c in _condition_columns(value)}
 
 
-def _gx_frame(frame: pd.DataFrame, data: dict[str, Any], side: str, now: datetime) -> pd.DataFrame:
-    """Only the columns the suite reads (GX hashes the whole frame), in GX-friendly dtypes.
+def _gx_frame(
+    frame: pd.DataFrame, suites: dict[str, dict[str, Any]], side: str, now: datetime
+) -> pd.DataFrame:
+    """Only the columns the frame's suites read (GX hashes the whole frame), GX-friendly.
 
     Nullable integers become float64, time-zone-aware timestamps naive UTC
     ``datetime64[ns]`` and the key columns categoricals: GX's fast paths (about twice as
     fast on a million rows; see NOTES-gx-pandera.md). Object columns stay numpy arrays:
     pandas 3 would otherwise infer (and convert to) its Arrow-backed ``str``.
     """
+    mine = [suite for name, suite in suites.items() if name.startswith(side)]
+    data = {"expectations": [e for suite in mine for e in suite["expectations"]]}
     wanted = _referenced_columns(data, {*frame.columns, *DERIVED_COLUMNS[side]})
     out: dict[str, Any] = {}
     for column in sorted(wanted):
@@ -389,42 +572,65 @@ def _gx_column(values: pd.Series) -> Any:
     return values.to_numpy()
 
 
-def _validate(
-    context: EphemeralDataContext,
-    source: Any,
-    name: str,
-    data: dict[str, Any],
-    frame: pd.DataFrame,
-    parameters: dict[str, Any],
-) -> tuple[list[str], ExpectationSuiteValidationResult]:
-    """The suite's expectation ids, in file order, and GX's result."""
-    import great_expectations as gx
+def _refresh_site(
+    context: AbstractDataContext, root: Path, suites: dict[str, dict[str, Any]]
+) -> Path | None:
+    """Add to the accumulated site every stored result it lacks (tonight's, an analyst's).
 
-    suite = context.suites.add(gx.ExpectationSuite(**data))
-    ids = [str(e.id) for e in suite.expectations]
-    batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("night")
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(data=batch, suite=suite, name=name)
-    )
-    return ids, definition.run(
-        batch_parameters={"dataframe": frame},
-        expectation_parameters=parameters,
-        result_format={
-            "result_format": "SUMMARY",
-            "unexpected_index_column_names": [c for c in KEY if c in frame.columns],
-            "partial_unexpected_count": EXAMPLES,
-        },
+    Pages are built for results with no offline page yet (so a page GX rebuilt online is
+    redone), the index and the suites' pages always; then the site is made offline,
+    skipping pages that already are. Returns its index, None when it could not be built.
+    """
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
     )
 
-
-def _build_docs(
-    context: EphemeralDataContext, docs_dir: Path, suites: dict[str, dict[str, Any]]
-) -> tuple[Path | None, dict[str, str]]:
-    """GX's site, rewritten to open offline, and each check's page in it."""
-    site = Path(docs_dir).resolve()
+    site = root / SITE_DIR
     try:
-        escape_stored_results(context)
-        context.build_data_docs(site_names=[DOCS_SITE])
+        store = context.validation_results_store
+        todo: list[Any] = [
+            key for key in store.list_keys() if not is_offline(site / "validations" / _page(key))
+        ]
+        escape_results(context, todo)
+        suite_ids = [ExpectationSuiteIdentifier(name=name) for name in suites]
+        context.build_data_docs(site_names=[SITE], resource_identifiers=[*todo, *suite_ids])
+        make_offline(site, skip_offline=True)
+    except Exception as exc:  # Data Docs are a courtesy: never lose the night's results
+        log.warning("expectations: Data Docs not updated in %s: %s", site, exc)
+        return None
+    index = site / "index.html"
+    return index if index.is_file() else None
+
+
+def _page(key: Any) -> Path:
+    """A validation result's page, relative to the site's ``validations/`` folder."""
+    *folders, batch = key.to_tuple()
+    return Path(*folders, f"{batch}.html")
+
+
+def _run_docs(
+    context: AbstractDataContext,
+    docs_dir: Path,
+    suites: dict[str, dict[str, Any]],
+    run_name: str,
+    keys: list[Any],
+) -> tuple[Path | None, dict[str, str]]:
+    """This run's own site in ``docs_dir``: its results only, rewritten to open offline."""
+    from great_expectations.render.renderer.site_builder import SiteBuilder
+
+    site = docs_dir.resolve()
+    try:
+        escape_results(context, keys)
+        SiteBuilder(
+            data_context=context,
+            store_backend={
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(site),
+            },
+            site_name="run",
+            site_index_builder={"class_name": "DefaultSiteIndexBuilder"},
+            site_section_builders={"validations": {"run_name_filter": {"equals": run_name}}},
+        ).build()
         pages = make_offline(site)
     except Exception as exc:  # Data Docs are a courtesy: never lose the night's results
         log.warning("expectations: Data Docs not built in %s: %s", docs_dir, exc)
@@ -433,6 +639,31 @@ def _build_docs(
     if not index.exists():
         return None, {}
     return index, _docs_pages(site, pages, suites)
+
+
+def _recover(root: Path) -> None:
+    """Undo what an interrupted run left in ``root`` (called under the run lock).
+
+    A night still pending never got its run folder: its results and pages go. A JSON file
+    GX could not read back (cut short by a kill) moves to ``uncommitted/reconcile-unreadable/``:
+    the suites, definitions and Checkpoints are rewritten from ``expectations/`` anyway.
+    """
+    pending = root / "uncommitted" / PENDING
+    for marker in sorted(pending.iterdir()) if pending.is_dir() else []:
+        for base in (root / "uncommitted" / "validations", root / SITE_DIR / "validations"):
+            for folder in base.glob(f"*/{glob.escape(marker.name)}"):
+                shutil.rmtree(folder, ignore_errors=True)
+        log.warning("expectations: removed the results of %s (did not finish)", marker.name)
+        marker.unlink(missing_ok=True)
+    for store in _STORES:
+        for path in (root / store).rglob("*.json") if (root / store).is_dir() else []:
+            try:
+                json.loads(path.read_bytes())
+            except (ValueError, OSError):
+                aside = root / "uncommitted" / UNREADABLE / path.relative_to(root)
+                aside.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, aside)
+                log.warning("expectations: moved unreadable %s to %s", path, aside)
 
 
 def _docs_pages(
@@ -476,12 +707,15 @@ def _check_results(
         by_position[i] = _check_result(
             check_name(suite, expectations[i]), suite, item, history_note if uses_history else ""
         )
-    missing = [
-        CheckResult(check_name(suite, expectations[i]), False, 0, suite, "GX returned no result")
+    missing = {
+        i: CheckResult(check_name(suite, expectations[i]), False, 0, suite, "GX returned no result")
         for i in range(len(expectations))
         if i not in by_position
+    }
+    return [
+        replace(check, severity=expectations[i].get("severity", WARNING))
+        for i, check in [*sorted(by_position.items()), *missing.items()]
     ]
-    return [by_position[i] for i in sorted(by_position)] + missing
 
 
 def _check_result(name: str, suite: str, item: Any, history_note: str) -> CheckResult:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from reconcile.config import Config
-from reconcile.model import CheckResult
+from reconcile.model import CRITICAL, CheckResult
 from reconcile.validate.nights import NO_HISTORY, History
 
 SUITE: Final = "local_volume"
@@ -81,7 +81,7 @@ def _check(
         )
     success = value >= bound
     details = f"{value} {measure.what}, expected at least {bound} ({'; '.join(why)})"
-    return CheckResult(measure.check, success, 0 if success else 1, SUITE, details)
+    return CheckResult(measure.check, success, 0 if success else 1, SUITE, details, CRITICAL)
 
 
 def _last_good(history: History, metric: str) -> tuple[str, int] | None:

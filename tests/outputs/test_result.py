@@ -17,7 +17,9 @@ from reconcile.repair.scripts import RepairScripts
 MOMENT = datetime(2026, 1, 20, 8, 0, tzinfo=UTC)
 
 
-def result(statuses: list[str], checks: tuple[CheckResult, ...] = ()) -> RunResult:
+def result(
+    statuses: list[str], checks: tuple[CheckResult, ...] = (), fail_on: str = "actionable"
+) -> RunResult:
     diff = pd.DataFrame(
         {
             "user_id": [f"u{i}" for i in range(len(statuses))],
@@ -36,6 +38,7 @@ def result(statuses: list[str], checks: tuple[CheckResult, ...] = ()) -> RunResu
         checks=checks,
         run_dir=Path("/nowhere"),
         scripts=RepairScripts("", "", "", {"insert": 1}),
+        fail_on=fail_on,
     )
 
 
@@ -108,6 +111,7 @@ def test_the_summary_keeps_its_shape() -> None:
         "at_risk",
         "actions",
         "exit_code",
+        "exit_policy",
         "checks",
         "source",
         "history",

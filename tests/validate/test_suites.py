@@ -296,3 +296,32 @@ def test_unreadable_suite_and_empty_folder(tmp_path: Path) -> None:
         load_suites(folder)
     with pytest.raises(ConfigError, match=r"no \*\.json suite"):
         load_suites(tmp_path / "nowhere")
+
+
+def test_severities_of_the_shipped_suites_and_of_the_history_checks(tmp_path: Path) -> None:
+    """Count anomalies, regressions and the local volume are critical; ranges are warnings."""
+    from reconcile.validate.nights import regression_checks
+    from reconcile.validate.volume import local_volume_checks
+
+    outcome = run(backend_frame(clean_records()))
+    critical = {c.name for c in outcome.checks if c.severity == "critical"}
+    assert critical == {
+        B + "expect_table_row_count_to_be_between",
+        B + "expect_column_unique_value_count_to_be_between.user_id",
+        B + "new_rows_per_day",
+    }
+    assert {c.severity for c in outcome.checks} == {"critical", "warning"}
+    history = [*regression_checks(History.empty(), backend_frame(clean_records()))]
+    history += local_volume_checks(History.empty(), files=0, exports=0, records=0, config=CONFIG)
+    assert len(history) == 5 and {c.severity for c in history} == {"critical"}
+    # meta.severity works too; anything but critical or warning is a configuration error.
+    suite = json.loads((DEFAULT_EXPECTATIONS_DIR / "local_exports.json").read_text())
+    del suite["expectations"][0]["severity"]
+    suite["expectations"][0]["meta"] = {"severity": "critical"}
+    (tmp_path / "local_exports.json").write_text(json.dumps(suite))
+    loaded = load_suites(tmp_path)["local_exports"]["expectations"]
+    assert loaded[0]["severity"] == "critical"
+    suite["expectations"][1]["severity"] = "info"
+    (tmp_path / "local_exports.json").write_text(json.dumps(suite))
+    with pytest.raises(ConfigError, match=r"expectation #2: severity 'info'"):
+        load_suites(tmp_path)
