@@ -278,5 +278,11 @@ def test_the_trend_draws_the_earlier_nights_and_this_one(run: RunResult, tmp_pat
     assert len(heights) == 3
     assert heights[0] > heights[1]  # 50% drawn lower than 70%
     assert "3 nights, oldest left." in html
+    a = run.actions
+    assert a["insert"] and a["merge"] and a["review"] and a["certificate_review"]
+    assert (
+        f"keys repair.sql restores: {a['insert']} insert · {a['merge']} merge; review.sql lists "
+        f"{a['review']} review · {a['certificate_review']} certificate review"
+    ) in html
     alone = render_report(dataclasses.replace(run, run_dir=tmp_path / "empty" / run.run_id))
     assert "<polyline" not in alone and "The trend starts with the next run" not in html

@@ -37,6 +37,8 @@ from reconcile.model import (
 from reconcile.outputs.report import charts, embed
 from reconcile.outputs.result import STATUS_HELP, RunResult
 
+#: Actions of repair.sql; the others are for review.sql.
+_REPAIRS: Final = ("insert", "merge")
 _WORKLISTS: Final = (
     {
         "name": "risk",
@@ -137,7 +139,8 @@ def render_report(result: RunResult, *, docs_link: Path | None = None) -> str:
 
 def _headline(result: RunResult) -> dict[str, Any]:
     seconds = max(0, round((result.finished_at - result.started_at).total_seconds()))
-    actions = [(name, n) for name, n in result.actions.items() if n]
+    repairs = {name: n for name, n in result.actions.items() if name in _REPAIRS}
+    reviews = {name: n for name, n in result.actions.items() if name not in _REPAIRS and n}
     rate = result.totals.migration_success_rate
     return {
         "started": f"{result.started_at:%Y-%m-%d %H:%M:%S} UTC",
@@ -146,9 +149,15 @@ def _headline(result: RunResult) -> dict[str, Any]:
         "rate": f"{100 * rate:.1f}%",
         "rate_ok": rate >= 0.9,
         "checks_passed": sum(c.success for c in result.checks),
-        "actions": [(name.replace("_", " "), n) for name, n in actions] or [("nothing", 0)],
-        "repairs": sum(n for name, n in result.actions.items() if name in ("insert", "merge")),
+        "repairs": sum(repairs.values()),
+        "repairs_text": _listed(repairs) or "none",
+        "reviews_text": _listed(reviews),
     }
+
+
+def _listed(counts: dict[str, int]) -> str:
+    """``{"insert": 3, "merge": 1}`` as ``3 insert · 1 merge``."""
+    return " · ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items())
 
 
 def _history(result: RunResult) -> list[dict[str, Any]]:
