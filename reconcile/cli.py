@@ -13,40 +13,39 @@ import sys
 import traceback
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
+from reconcile import logs
+from reconcile.config import LOG_FORMATS
 from reconcile.errors import ExitCode, ReconcileError
+
+if TYPE_CHECKING:
+    from reconcile.config import Settings
 
 log = logging.getLogger("reconcile")
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE
 
 
-def _configure_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    if verbose == 0 and not quiet:
-        level = logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    log.setLevel(level)
-    for noisy in ("great_expectations", "py.warnings"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    logging.captureWarnings(True)
+_log_format_option = click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    help="text (default), or json: one JSON object a line on stderr, for log collectors.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log lines on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an error.")
+@_log_format_option
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
+def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool, log_format: str | None) -> None:
     """Find and repair tutorial progress lost between localStorage and PostgreSQL."""
-    _configure_logging(verbose, quiet)
-    ctx.obj = {"debug": debug}
+    logs.configure(verbose=verbose, quiet=quiet, fmt=log_format or "text")
+    ctx.obj = {"debug": debug, "verbose": verbose, "quiet": quiet, "log_format": log_format}
 
 
 _config_option = click.option(
@@ -64,10 +63,12 @@ _url_option = click.option(
 
 
 @cli.command()
-@_url_option
+@click.option(
+    "--database-url",
+    help="postgresql://user:pass@host/db (else $DATABASE_URL or [database] url).",
+)
 @click.option(
     "--exports",
-    required=True,
     multiple=True,
     type=click.Path(path_type=Path),
     help="Export files or folders (read recursively); repeat or list several.",
@@ -75,12 +76,17 @@ _url_option = click.option(
 @click.argument("more_exports", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--out",
-    default=Path("reports"),
-    show_default=True,
     type=click.Path(path_type=Path, file_okay=False),
-    help="Folder that receives <run-id>/ and the run history.",
+    help="Folder that receives <run-id>/ and the run history (default: reports).",
 )
 @_config_option
+@click.option(
+    "--fail-on",
+    metavar="POLICY",
+    help="What makes the run exit 1: actionable (default), critical, never, or rules "
+    "like 'at_risk>100,failed_critical_checks>0' (see README).",
+)
+@_log_format_option
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -102,12 +108,16 @@ _url_option = click.option(
     metavar="N",
     help="After the run, delete the oldest run folders beyond the newest N (history kept).",
 )
+@click.pass_context
 def run(
-    database_url: str,
+    ctx: click.Context,
+    database_url: str | None,
     exports: tuple[Path, ...],
     more_exports: tuple[Path, ...],
-    out: Path,
+    out: Path | None,
     config_path: Path | None,
+    fail_on: str | None,
+    log_format: str | None,
     workers: int | None,
     partitions: int | None,
     scheduler: str | None,
@@ -115,18 +125,27 @@ def run(
 ) -> None:
     """Compare the backend table with the exports; write report, diff and repair SQL.
 
-    Prints the run folder on stdout. Exit code 1 means the run found keys to repair or
-    review, or a failed check.
+    Prints the run folder on stdout. Exit code 1 means the run found what --fail-on
+    names (by default: keys to repair or review, or a failed check).
     """
-    from reconcile.config import load_config
     from reconcile.partitions import Execution
     from reconcile.pipeline import run_job
 
+    given = {
+        "database.url": ("--database-url", database_url),
+        "run.exports": ("--exports", [*exports, *more_exports] or None),
+        "run.out": ("--out", out),
+        "run.fail_on": ("--fail-on", fail_on),
+        "run.log_format": ("--log-format", log_format or (ctx.obj or {}).get("log_format")),
+    }
+    settings = _settings(config_path, given)
+    if not settings.exports:
+        raise click.UsageError("Missing option '--exports' (or [run] exports in the config).")
     result = run_job(
-        database_url=database_url,
-        exports=[*exports, *more_exports],
-        out=out,
-        config=load_config(config_path),
+        database_url=_database_url(settings),
+        exports=list(settings.exports),
+        out=settings.out,
+        config=settings.config,
         execution=Execution(workers=workers, partitions=partitions, scheduler=scheduler),
     )
     click.echo(str(result.run_dir))
@@ -134,7 +153,78 @@ def run(
         from reconcile.outputs.folder import prune_runs
 
         prune_runs(result.run_dir.parent, keep)
+    log.info(
+        "run %s exit %d: %d at risk, %d failed checks%s, run folder %s",
+        result.run_id,
+        result.exit_code,
+        result.totals.at_risk,
+        len(result.failed_checks),
+        _rule(result.exit_policy["rule"]),
+        result.run_dir,
+        extra={
+            "exit_code": int(result.exit_code),
+            "at_risk": result.totals.at_risk,
+            "failed_checks": len(result.failed_checks),
+            "run_dir": str(result.run_dir),
+        },
+    )
     raise SystemExit(int(result.exit_code))
+
+
+def _rule(rule: str | None) -> str:
+    return "" if rule is None else f" (exit 1 by {rule})"
+
+
+def _settings(config_path: Path | None, given: dict[str, tuple[str, object]]) -> Settings:
+    """The layered settings; the log is set up again when they choose its format."""
+    from reconcile.config import resolve_settings
+
+    flags = {key: pair for key, pair in given.items() if pair[1] is not None}
+    settings = resolve_settings(config_path, flags=flags)
+    for secret in _passwords(settings.database_url):
+        logs.add_secret(secret)
+    obj = click.get_current_context().find_root().obj or {}
+    if settings.config.log_format != (obj.get("log_format") or "text"):
+        logs.configure(
+            verbose=obj.get("verbose", 0),
+            quiet=obj.get("quiet", False),
+            fmt=settings.config.log_format,
+        )
+    return settings
+
+
+def _database_url(settings: Settings) -> str:
+    if not settings.database_url:
+        raise click.UsageError(
+            "Missing option '--database-url' (or $DATABASE_URL, or [database] url in the config)."
+        )
+    return settings.database_url
+
+
+def _passwords(url: str | None) -> list[str]:
+    """The URL's passwords (userinfo, ``?password=``, ``?sslpassword=``), to mask in the log."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    try:
+        parts = urlsplit(url or "")
+        query = parse_qsl(parts.query)
+        found = [unquote(parts.password or "")]
+    except ValueError:
+        return []
+    return [v for v in found + [v for k, v in query if "password" in k.lower()] if v]
+
+
+@cli.command("config")
+@_config_option
+def show_config(config_path: Path | None) -> None:
+    """Print the effective configuration and where each value came from (passwords masked).
+
+    Sources, later winning: default, the TOML file (--config, else ./reconcile.toml),
+    the environment (DATABASE_URL, RECONCILE_<SECTION>_<KEY>).
+    """
+    from reconcile.config import resolve_settings, show_settings
+
+    click.echo(show_settings(resolve_settings(config_path)), nl=False)
 
 
 @cli.command()
@@ -249,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ``--debug`` changes no exit code: it only prints the traceback before the error line.
     """
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _terminate)  # exit 143; Ctrl-C (SIGINT) exits 130
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="reconcile", standalone_mode=False)
