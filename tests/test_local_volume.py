@@ -47,7 +47,7 @@ def failed(summary: dict) -> dict[str, dict]:
 def report_row(run_dir: Path, name: str) -> str:
     """The report's row for check ``name`` (the checks table has one row per check)."""
     html = (run_dir / "index.html").read_text(encoding="utf-8")
-    (row,) = [r for r in html.split("<tr>") if f'<td class="status">{name}</td>' in r]
+    (row,) = [r for r in html.split("<tr>") if f'<td class="id">{name}</td>' in r]
     return row
 
 
