@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 
 from reconcile.compare.status import UserTotals
@@ -70,13 +71,14 @@ def _per_day(backend: pd.DataFrame) -> dict[str, Any]:
     """Records and distinct users per UTC day of ``created_at``, newest first."""
     created = backend["created_at"]
     known = created.notna().to_numpy()
-    days = created[known].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")
-    frame = pd.DataFrame({"date": days.to_numpy(), "user_id": backend["user_id"][known].to_numpy()})
-    grouped = frame.groupby("date", sort=True)["user_id"].agg(["size", "nunique"])
-    grouped = grouped.iloc[::-1]
+    day_ns = 86_400 * 10**9
+    days = created.to_numpy(dtype="datetime64[ns]")[known].astype(np.int64) // day_ns
+    frame = pd.DataFrame({"day": days, "user_id": backend["user_id"].to_numpy()[known]})
+    grouped = frame.groupby("day", sort=True)["user_id"].agg(["size", "nunique"]).iloc[::-1]
+    dates = pd.to_datetime(grouped.index.to_numpy() * day_ns).strftime("%Y-%m-%d")
     rows = [
         {"date": str(day), "total_progress_records": int(n), "unique_users": int(users)}
-        for day, n, users in zip(grouped.index, grouped["size"], grouped["nunique"], strict=True)
+        for day, n, users in zip(dates, grouped["size"], grouped["nunique"], strict=True)
     ]
     older = rows[MAX_DAYS:]
     return {
