@@ -1,10 +1,11 @@
 """reconcile: find and repair tutorial progress lost between localStorage and PostgreSQL.
 
-The public API for notebooks and scripts::
+The public API for notebooks and scripts (:mod:`reconcile.outputs.artifacts`)::
 
     import reconcile
-    run = reconcile.load_run(reconcile.latest_run("reports"))
-    history = reconcile.load_history("reports")
+    run = reconcile.load_run("reports")  # a run folder, or an output folder: its newest run
+    run.diff, run.quarantine, run.checks, run.at_risk(), run.by_tutorial(), run.user("u-1")
+    history = reconcile.load_history("reports")  # one row per night
 
 The names are imported on first use, so importing a pure stage (``reconcile.compare``)
 loads no I/O code.
@@ -16,14 +17,28 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reconcile.outputs.artifacts import (
+        MIGRATED_BAR,
         RunArtifacts,
+        RunNotFoundError,
         latest_run,
         list_runs,
         load_history,
         load_run,
+        user_nights,
+        working_path,
     )
 
-__all__ = ["RunArtifacts", "latest_run", "list_runs", "load_history", "load_run"]
+__all__ = [
+    "MIGRATED_BAR",
+    "RunArtifacts",
+    "RunNotFoundError",
+    "latest_run",
+    "list_runs",
+    "load_history",
+    "load_run",
+    "user_nights",
+    "working_path",
+]
 __version__ = "0.1.0"
 
 
