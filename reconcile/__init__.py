@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from reconcile.config import Config
     from reconcile.outputs.artifacts import (
         MIGRATED_BAR,
         RunArtifacts,
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
         user_nights,
         working_path,
     )
+    from reconcile.outputs.folder import prune_runs
+    from reconcile.outputs.result import RunResult
+    from reconcile.partitions import Execution
+    from reconcile.pipeline import run_job
 
 __all__ = [
     "MIGRATED_BAR",
@@ -41,8 +46,22 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
+#: The run API for orchestrators (README "Run from Python, Airflow or Dagster"): name -> module.
+_RUN_API = {
+    "Config": "reconcile.config",
+    "Execution": "reconcile.partitions",
+    "RunResult": "reconcile.outputs.result",
+    "prune_runs": "reconcile.outputs.folder",
+    "run_job": "reconcile.pipeline",
+}
+__all__ += ["Config", "Execution", "RunResult", "prune_runs", "run_job"]
+
 
 def __getattr__(name: str) -> Any:
+    if name in _RUN_API:
+        from importlib import import_module
+
+        return getattr(import_module(_RUN_API[name]), name)
     if name in __all__:
         from reconcile.outputs import artifacts
 
