@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tests import small_fixture
@@ -62,3 +63,49 @@ def test_text_logs_are_quiet_by_default_and_one_line_per_stage_with_v(
     assert any("stage load_backend took" in line and " rows" in line for line in stage_lines)
     assert "exit 1 by actionable>0" in verbose.stderr.splitlines()[-1]
     assert "\x1b[" not in verbose.stderr  # no progress bar when stderr is not a terminal
+
+
+def test_progress_bars_only_when_stderr_is_a_terminal(database_url: str, tmp_path: Path) -> None:
+    """On a terminal the loading stages draw bars (files, bytes); the run's outputs stay."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    small_fixture.write_backend(database_url)
+    exports = small_fixture.write_exports(tmp_path / "exports")
+    args = ["--database-url", database_url, "--exports", str(exports), "--out", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "DATABASE_"))}
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a window
+    drawn = bytearray()
+
+    def read_screen() -> None:  # the terminal's side, read while the run draws
+        while True:
+            try:
+                block = os.read(leader, 65536)
+            except OSError:  # the run closed the terminal
+                return
+            if not block:
+                return
+            drawn.extend(block)
+
+    reader = threading.Thread(target=read_screen, daemon=True)
+    reader.start()
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "reconcile", "run", *args],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=300,
+            env=env,
+        )
+    finally:
+        os.close(follower)
+        reader.join(timeout=10)
+        os.close(leader)
+    assert run.returncode == 1
+    screen = bytes(drawn).decode("utf-8", "replace")
+    assert "exports" in screen and "file" in screen  # the exports bar, a file at a time
+    assert "backend" in screen
+    assert run.stdout.decode().strip() == str(next(tmp_path.glob("2*")))

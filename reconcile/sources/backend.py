@@ -24,6 +24,7 @@ from psycopg import sql
 
 from reconcile.db import ConnectPolicy, connect, redact
 from reconcile.errors import SourceError
+from reconcile.logs import Counter
 from reconcile.model import BACKEND_EXTRA_COLUMNS, BACKUP_PREFIX, PROGRESS_COLUMNS
 from reconcile.quoting import qualified_table
 from reconcile.sources._memory import no_cyclic_gc
@@ -135,9 +136,12 @@ def load_backend(
             with conn.transaction():
                 for setting in _SESSION:
                     conn.execute(setting)
+                bar = Counter(desc="backend", unit="B")  # on a terminal only
                 with conn.cursor().copy(copy) as stream:
                     for chunk in stream:
                         csv.write(chunk)
+                        bar.update(len(chunk))
+                bar.close()
                 inserted = _repair_inserted(conn, schema)
         except psycopg.errors.UndefinedTable:
             raise SourceError(f"table {name} does not exist in {redact(url)}") from None

@@ -33,6 +33,7 @@ from msgspec import UNSET
 
 from reconcile.config import Config
 from reconcile.errors import ConfigError
+from reconcile.logs import Counter
 from reconcile.model import (
     LOCAL_EXTRA_COLUMNS,
     PROGRESS_COLUMNS,
@@ -576,14 +577,19 @@ class _Part:
     ignored: int
 
 
-def _read_part(files: Sequence[Path], max_bytes: int) -> _Part:
-    """Read ``files`` in order; runs in this process or in a worker (:func:`_read_in_pool`)."""
+def _read_part(files: Sequence[Path], max_bytes: int, bar: Counter | None = None) -> _Part:
+    """Read ``files`` in order; runs in this process or in a worker (:func:`_read_in_pool`).
+
+    ``bar`` (this process only) advances a file at a time.
+    """
     out = _Collector()
     with no_cyclic_gc():
         for path in files:
             file = str(path)
             for line, export in read_exports(path, _rejecter(out, file), max_bytes):
                 _add_export(out, _Origin(file, line), export)
+            if bar is not None:
+                bar.update(1)
         out.records.flush(out.quarantine_at)
         return _Part(
             records=out.records.columns_read(),
@@ -648,7 +654,9 @@ def _tasks(files: list[Path], weights: list[int], workers: int) -> list[list[Pat
     return tasks
 
 
-def _read_in_pool(tasks: list[list[Path]], max_bytes: int, workers: int) -> list[_Part]:
+def _read_in_pool(
+    tasks: list[list[Path]], max_bytes: int, workers: int, bar: Counter
+) -> list[_Part]:
     """Each task's part, in order, read by this process and ``workers - 1`` others.
 
     The tasks go one at a time to whoever is free first. This process reads too, rather
@@ -679,6 +687,7 @@ def _read_in_pool(tasks: list[list[Path]], max_bytes: int, workers: int) -> list
     def received(index: int, part: _Part) -> None:
         with finished:
             parts[index] = part
+            bar.update(len(tasks[index]))
             finished.notify()
         send()
 
@@ -692,6 +701,8 @@ def _read_in_pool(tasks: list[list[Path]], max_bytes: int, workers: int) -> list
             send()
         while (index := take()) is not None:
             parts[index] = _read_part(tasks[index], max_bytes)
+            with finished:
+                bar.update(len(tasks[index]))
         with finished:
             finished.wait_for(lambda: failures or None not in parts)
     if failures:
@@ -756,12 +767,16 @@ def load_exports(
     files = iter_export_files(paths)
     weights = [_weight(path) for path in files]
     count = _worker_count(workers, sum(weights), len(files))
-    if count == 1:
-        read = _read_part(files, max_decompressed_bytes)
-    else:
-        tasks = _tasks(files, weights, count)
-        log.debug("exports: %d files in %d tasks on %d workers", len(files), len(tasks), count)
-        read = _join(_read_in_pool(tasks, max_decompressed_bytes, count))
+    bar = Counter(desc="exports", unit="file", total=len(files))  # a terminal's only
+    try:
+        if count == 1:
+            read = _read_part(files, max_decompressed_bytes, bar)
+        else:
+            tasks = _tasks(files, weights, count)
+            log.debug("exports: %d files in %d tasks on %d workers", len(files), len(tasks), count)
+            read = _join(_read_in_pool(tasks, max_decompressed_bytes, count, bar))
+    finally:
+        bar.close()
     with no_cyclic_gc():
         frames = (
             _frame(read.records),
