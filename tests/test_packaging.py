@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -166,3 +167,37 @@ def test_wheel_runs_the_demo_from_anywhere(scratch: Path) -> None:
         expected = {(name, check_name(name, e)) for e in suite["expectations"]}
         assert expected <= ran, f"checks of {path.name} missing from summary.json"
         assert (run_dir / "data-docs" / "expectations" / f"{name}.html").is_file(), name
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    """``{canonical name: version}`` of a pip-compile lock file, every pin hashed."""
+    from packaging.utils import canonicalize_name
+
+    text = lock.read_text(encoding="utf-8")
+    pins = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+) \\$", text, flags=re.MULTILINE))
+    assert text.count("==") >= len(pins) and pins, lock
+    assert text.count("--hash=sha256:") >= len(pins), f"{lock}: a pin without a hash"
+    return {canonicalize_name(name): version for name, version in pins.items()}
+
+
+@pytest.mark.parametrize(("lock", "extras"), [("nightly.lock", ()), ("dev.lock", ("dev", "dask"))])
+def test_the_lock_files_pin_what_pyproject_asks(lock: str, extras: tuple[str, ...]) -> None:
+    """requirements/*.lock agree with pyproject.toml: regenerate them when a range moves."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = [*project["dependencies"]]
+    for extra in extras:
+        wanted += [
+            r for r in project["optional-dependencies"][extra] if not r.startswith("reconcile")
+        ]
+    pins = _pins(ROOT / "requirements" / lock)
+    assert "reconcile" not in pins  # the package itself is installed from the checkout
+    for line in wanted:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{lock} lacks {name}"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (line, pins[name])
