@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -99,6 +99,9 @@ class ConnectPolicy:
     connect_timeout: int = 10
     statement_timeout: int = 0
     retry_seconds: float = 0
+    #: Called before each retry; what it raises ends the retrying (the run passes its
+    #: check of the suites, so a bad suite is told at once, not after the retry window).
+    before_retry: Callable[[], object] | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, config: Config) -> ConnectPolicy:
@@ -153,6 +156,8 @@ def connect(
     secrets = _secrets(parsed)
 
     def warn(state: tenacity.RetryCallState) -> None:
+        if policy.before_retry is not None:
+            policy.before_retry()
         error = state.outcome.exception() if state.outcome else None
         log.warning(
             "database not reachable (attempt %d: %s); retrying in %.1f s",

@@ -8,7 +8,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -80,7 +80,10 @@ def run_job(
         run_id = run_id or new_run_id(started)
         with stage("load_backend"):
             backend = load_backend(
-                database_url, config.schema, config.table, policy=ConnectPolicy.of(config)
+                database_url,
+                config.schema,
+                config.table,
+                policy=replace(ConnectPolicy.of(config), before_retry=gx_suites.result),
             )
             stage.note(rows=len(backend.frame))
         with stage("load_exports"):

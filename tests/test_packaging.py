@@ -155,7 +155,7 @@ def test_wheel_runs_the_demo_from_anywhere(scratch: Path) -> None:
     demo = [python, "-m", "reconcile", "demo", "--users", "200"]
     _run([*demo, "--workdir", "work", "--out", "out"], elsewhere, env)
 
-    (run_dir,) = [p for p in (elsewhere / "out").iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in (elsewhere / "out").iterdir() if p.is_dir() and p.name[0].isdigit()]
     for name in ("summary.json", "index.html", "repair.sql"):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "data-docs" / "index.html").is_file()

@@ -15,6 +15,7 @@ import pytest
 
 from reconcile.config import Config
 from reconcile.model import Status
+from reconcile.outputs.artifacts import list_runs
 from reconcile.pipeline import run_job
 from tests import small_fixture
 from tests.small_fixture import CASES
@@ -203,9 +204,7 @@ def test_a_killed_run_leaves_no_run_folder(fixture_db: tuple[str, Path], tmp_pat
     # the next run sweeps what a SIGKILL left behind and completes
     big.unlink()
     result = run_job(database_url=url, exports=[exports], out=out, config=Config())
-    assert [p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")] == [
-        result.run_id
-    ]
+    assert [p.name for p in list_runs(out)] == [result.run_id]
     assert not list(out.glob(".tmp-*"))
 
 
