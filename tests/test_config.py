@@ -18,15 +18,20 @@ PASSWORD = "Zq9-hunter2-xK"
 QUERY_PASSWORD = "Pw7-query-s3cret"
 
 
-def reconcile(*args: str, cwd: Path, env: dict[str, str] | None = None):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "DATABASE_"))}
+def clean_env() -> dict[str, str]:
+    """This process's environment without any setting of the job's own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "DATABASE_"))}
+
+
+def reconcile(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
+    """``python -m reconcile ARGS`` in ``cwd`` with only ``env`` of the job's settings."""
     return subprocess.run(
         [sys.executable, "-m", "reconcile", *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=cwd,
-        env={**clean, **(env or {})},
+        env={**clean_env(), **(env or {})},
     )
 
 

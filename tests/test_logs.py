@@ -11,17 +11,7 @@ from pathlib import Path
 
 from tests import small_fixture
 from tests.small_fixture import CASES
-
-
-def reconcile(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "DATABASE_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "reconcile", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+from tests.test_config import clean_env, reconcile
 
 
 def test_json_logs_parse_line_by_line_with_stages_and_a_final_summary(
@@ -75,7 +65,7 @@ def test_progress_bars_only_when_stderr_is_a_terminal(database_url: str, tmp_pat
     small_fixture.write_backend(database_url)
     exports = small_fixture.write_exports(tmp_path / "exports")
     args = ["--database-url", database_url, "--exports", str(exports), "--out", str(tmp_path)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "DATABASE_"))}
+    env = clean_env()
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a window
     drawn = bytearray()
