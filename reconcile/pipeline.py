@@ -123,7 +123,8 @@ def run_job(
                 run_dir=out / run_id,
                 scripts=scripts,
                 history_note=_history_note(past),
-                docs_index=docs,
+                # the pages are built in the temporary folder; the result names the final one
+                docs_index=out / run_id / docs.relative_to(folder.path) if docs else None,
                 docs_pages=docs_pages,
                 timings=dict(stage.seconds),
                 foreign=foreign,

@@ -278,3 +278,16 @@ def test_foreign_records_say_whose_export_held_them(
     assert guest["key"].iloc[0].endswith("_u-guest")
     assert result.foreign.astype(str).equals(foreign.astype(str))
     assert result.summary["dashboard"]["health"]["total_records"] == result.source.backend_rows
+
+
+def test_the_result_names_its_data_docs_where_they_are(
+    fixture_db: tuple[str, Path], tmp_path: Path
+) -> None:
+    """docs_index points into the completed run folder, not the temporary one it was built in."""
+    url, exports = fixture_db
+    result = run_job(database_url=url, exports=[exports], out=tmp_path / "out", config=Config())
+    assert result.docs_index is not None
+    assert result.docs_index.is_file()
+    assert result.docs_index.is_relative_to(result.run_dir)
+    html = (result.run_dir / "index.html").read_text(encoding="utf-8")
+    assert f'href="{result.docs_index.relative_to(result.run_dir).as_posix()}' in html

@@ -164,5 +164,5 @@ class RunFolder:
         (self.path / REPAIR).write_text(result.scripts.repair, encoding="utf-8")
         (self.path / ROLLBACK).write_text(result.scripts.rollback, encoding="utf-8")
         (self.path / REVIEW).write_text(result.scripts.review, encoding="utf-8")
-        docs = result.docs_index.relative_to(self.path) if result.docs_index else None
+        docs = result.docs_index.relative_to(result.run_dir) if result.docs_index else None
         (self.path / REPORT).write_text(render_report(result, docs_link=docs), encoding="utf-8")
